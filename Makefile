@@ -1,0 +1,55 @@
+# engine-gateway: `make run` starts the real engine and the gateway; `make test` runs it all.
+SHELL := /bin/bash
+ENGINE ?= operaton
+VENV := .venv
+PY := $(VENV)/bin/python
+JAR := deploy/engine/target/engine-$(ENGINE).jar
+ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
+MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
+
+.PHONY: run test lint typecheck unit faults integration engine tools bench-memory clean
+
+tools:
+	@bash deploy/local/ensure-tools.sh
+
+$(VENV)/.installed: pyproject.toml
+	@bash deploy/local/ensure-tools.sh
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+$(JAR): $(ENGINE_SOURCES)
+	@bash deploy/local/ensure-tools.sh
+	$(MVN) -P$(ENGINE) package -DskipTests
+	@touch $@
+
+engine: $(JAR)
+
+run: $(VENV)/.installed $(JAR)
+	ENGINE=$(ENGINE) bash deploy/local/run.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy --strict
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit
+
+faults: $(VENV)/.installed
+	$(PY) -m pytest -q tests/faults
+
+integration: $(VENV)/.installed $(JAR)
+	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/integration
+
+test: $(VENV)/.installed $(JAR) lint typecheck
+	ENGINE=$(ENGINE) $(PY) -m pytest -q -ra tests
+
+bench-memory: $(VENV)/.installed $(JAR)
+	ENGINE=$(ENGINE) $(PY) bench/memory_100mb.py
+
+clean:
+	rm -rf deploy/engine/target .data .mypy_cache .ruff_cache .pytest_cache

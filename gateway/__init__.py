@@ -1,0 +1,1 @@
+"""engine-gateway: a streaming gateway for Camunda 7-compatible process engines."""

@@ -1,0 +1,102 @@
+"""Command line: every flag has an ENGINE_GATEWAY_* environment variable of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from yarl import URL
+
+from gateway.app import serve
+from gateway.config import LOG_LEVELS, Config, ConfigError
+
+ENV_PREFIX = "ENGINE_GATEWAY_"
+
+
+@dataclass(frozen=True)
+class Option:
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+    choices: Sequence[str] | None = None
+    name: str | None = None  # when the flag reads better than the field's name
+
+    @property
+    def flag(self) -> str:
+        return "--" + (self.name or self.field).replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + (self.name or self.field).upper()
+
+
+OPTIONS = (
+    Option("upstream_url", URL, "the engine's origin, e.g. http://127.0.0.1:8080", name="upstream"),
+    Option("host", str, "address the public API listens on"),
+    Option("port", int, "port of the public API (the proxied /engine-rest)"),
+    Option("admin_host", str, "address of the admin port (/livez, /readyz, /metrics)"),
+    Option("admin_port", int, "admin port; never exposed through the public port"),
+    Option("connect_timeout_seconds", float, "time allowed to open a connection to the engine"),
+    Option(
+        "read_timeout_seconds",
+        float,
+        "longest silence from the engine, before its headers or between body chunks; "
+        "there is deliberately no total timeout, a large transfer may take minutes",
+    ),
+    Option(
+        "drain_timeout_seconds",
+        float,
+        "on SIGTERM, how long in-flight requests may run before they are cut",
+    ),
+    Option("upstream_connections", int, "size of the connection pool to the engine"),
+    Option("log_level", str, "log level", choices=LOG_LEVELS),
+)
+
+
+def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    defaults = Config(upstream_url=URL("http://127.0.0.1:8080"))
+    parser = argparse.ArgumentParser(
+        prog="engine-gateway",
+        description="Streaming gateway for Camunda 7-compatible process engines. "
+        "Each flag can also be set by the environment variable shown.",
+    )
+    for option in OPTIONS:
+        default = getattr(defaults, option.field)
+        if option.env in environ:
+            try:
+                default = option.parse(environ[option.env])
+            except ValueError:
+                parser.error(f"{option.env}={environ[option.env]!r} is not a valid value")
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            type=option.parse,
+            default=default,
+            choices=option.choices,
+            help=f"{option.help} (env {option.env}, default {default})",
+        )
+    arguments = parser.parse_args(argv)
+    try:
+        return Config(**vars(arguments))
+    except ConfigError as error:
+        parser.error(str(error))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
+    logging.basicConfig(
+        level=config.logging_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The gateway's configuration: one frozen value, parsed and validated once at start."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from yarl import URL
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A configuration value the gateway cannot run with."""
+
+
+@dataclass(frozen=True)
+class Config:
+    upstream_url: URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8001
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 300.0
+    drain_timeout_seconds: float = 30.0
+    upstream_connections: int = 100
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.upstream_url.scheme not in ("http", "https") or not self.upstream_url.host:
+            raise ConfigError(f"upstream must be an http(s) URL, got {str(self.upstream_url)!r}")
+        if self.upstream_url.path not in ("", "/") or self.upstream_url.query_string:
+            # The gateway forwards /engine-rest/... unchanged, so the upstream is an origin.
+            raise ConfigError(
+                f"upstream must be an origin like http://127.0.0.1:8080 without a path, "
+                f"got {str(self.upstream_url)!r}"
+            )
+        for name in ("port", "admin_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ConfigError(f"{name} must be between 0 and 65535, got {value}")
+        if self.port == self.admin_port and self.port != 0 and self.host == self.admin_host:
+            raise ConfigError("port and admin port must differ")
+        for name in ("connect_timeout_seconds", "read_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.drain_timeout_seconds < 0:
+            raise ConfigError(
+                f"drain_timeout_seconds must not be negative, got {self.drain_timeout_seconds}"
+            )
+        if self.upstream_connections < 1:
+            raise ConfigError(
+                f"upstream_connections must be at least 1, got {self.upstream_connections}"
+            )
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+
+    @property
+    def upstream_origin(self) -> URL:
+        return self.upstream_url.origin()
+
+    @property
+    def logging_level(self) -> int:
+        return logging.getLevelNamesMapping()[self.log_level.upper()]

@@ -1,0 +1,14 @@
+"""Typed keys for what the applications share: the config, the engine client, drain state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+
+from gateway.config import Config
+
+CONFIG = web.AppKey("config", Config)
+CLIENT = web.AppKey("client", aiohttp.ClientSession)
+DRAINING = web.AppKey("draining", asyncio.Event)

@@ -1,0 +1,136 @@
+"""STUB UPSTREAM for fault injection: not an engine.
+
+A small aiohttp app at the engine's URL prefix that misbehaves on purpose (dies mid-body,
+stalls, holds a body until a test releases it) and records what reached it. Tests that
+claim engine behaviour use the real engine (tests/integration), never this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+CHUNK = b"x" * 65536
+
+
+@dataclass
+class StubState:
+    """What the stub saw; events let a test wait for a condition instead of sleeping."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    first_bytes_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: str = ""
+    received_bytes: int = 0
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    requests: int = 0
+
+
+STATE = web.AppKey("state", StubState)
+
+
+def _state(request: web.Request) -> StubState:
+    state = request.app[STATE]
+    state.requests += 1
+    state.request_headers = list(request.headers.items())
+    return state
+
+
+async def engine(request: web.Request) -> web.Response:
+    _state(request)
+    return web.json_response([{"name": "default"}])
+
+
+async def headers(request: web.Request) -> web.Response:
+    _state(request)
+    return web.json_response({"headers": list(request.headers.items())})
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """`size` bytes; `gate` holds back everything after the first chunk until released;
+    `die_after` cuts the connection after that many bytes; `stall_after` stops sending."""
+    state = _state(request)
+    size = int(request.query.get("size", "262144"))
+    die_after = int(request.query.get("die_after", "-1"))
+    stall_after = int(request.query.get("stall_after", "-1"))
+    response = web.StreamResponse()
+    response.content_type = "application/octet-stream"
+    if request.query.get("length", "declared") == "declared":
+        response.content_length = size
+    await response.prepare(request)
+    sent = 0
+    try:
+        while sent < size:
+            piece = CHUNK[: min(len(CHUNK), size - sent)]
+            await response.write(piece)
+            sent += len(piece)
+            if sent == die_after and request.transport is not None:
+                request.transport.abort()
+                state.outcome = "died"
+                return response
+            if sent == stall_after:
+                await asyncio.Event().wait()
+            if "gate" in request.query and sent == len(CHUNK):
+                await state.release.wait()
+        await response.write_eof()
+        state.outcome = "complete"
+    except (ConnectionError, asyncio.CancelledError):
+        state.outcome = "cancelled"
+        raise
+    finally:
+        state.ended.set()
+    return response
+
+
+async def stall(request: web.Request) -> web.Response:
+    _state(request)
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+async def upload(request: web.Request) -> web.Response:
+    """Reads the body, recording progress; answers with its length and SHA-256."""
+    state = _state(request)
+    digest = hashlib.sha256()
+    try:
+        async for chunk in request.content.iter_any():
+            state.received_bytes += len(chunk)
+            digest.update(chunk)
+            state.first_bytes_seen.set()
+        state.outcome = "complete"
+    except BaseException:
+        state.outcome = "cancelled"
+        raise
+    finally:
+        state.ended.set()
+    return web.json_response({"length": state.received_bytes, "sha256": digest.hexdigest()})
+
+
+async def redirect(request: web.Request) -> web.Response:
+    _state(request)
+    raise web.HTTPFound("/engine-rest/engine")
+
+
+async def compressed(request: web.Request) -> web.Response:
+    _state(request)
+    body = gzip.compress(b'{"compressed": true}')
+    return web.Response(
+        body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    )
+
+
+def build(state: StubState) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_get("/engine-rest/engine", engine)
+    app.router.add_route("*", "/engine-rest/headers", headers)
+    app.router.add_get("/engine-rest/stream", stream)
+    app.router.add_get("/engine-rest/stall", stall)
+    app.router.add_post("/engine-rest/upload", upload)
+    app.router.add_get("/engine-rest/redirect", redirect)
+    app.router.add_get("/engine-rest/compressed", compressed)
+    return app

@@ -1,0 +1,68 @@
+"""What the engine (here: the stub upstream) sees when a client goes away or streams."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from tests.faults.conftest import GatewayFactory, Stub
+
+DEADLINE_SECONDS = 10
+MIB = 1 << 20
+
+
+async def test_client_leaving_mid_download_cancels_the_engine_request(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    query = {"size": str(1 << 30)}
+    async with gateway_for(stub.url) as gateway:
+        response = await client.get(gateway.url + "/engine-rest/stream", params=query)
+        await response.content.readexactly(65536)
+        response.close()  # drops the connection mid-body
+        await asyncio.wait_for(stub.state.ended.wait(), DEADLINE_SECONDS)
+    assert stub.state.outcome == "cancelled"
+
+
+async def test_client_leaving_mid_upload_aborts_the_engine_request(
+    stub: Stub, gateway_for: GatewayFactory
+) -> None:
+    async with gateway_for(stub.url) as gateway:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /engine-rest/upload HTTP/1.1\r\n"
+            + f"Host: {host}:{port}\r\n".encode()
+            + f"Content-Length: {10 * MIB}\r\n\r\n".encode()
+            + b"y" * MIB
+        )
+        await writer.drain()
+        await asyncio.wait_for(stub.state.first_bytes_seen.wait(), DEADLINE_SECONDS)
+        writer.transport.abort()
+        await asyncio.wait_for(stub.state.ended.wait(), DEADLINE_SECONDS)
+    assert stub.state.outcome == "cancelled"
+    assert stub.state.received_bytes < 10 * MIB
+
+
+async def test_upload_reaches_the_engine_before_the_client_has_sent_it_all(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    # The client holds back everything after its first chunk until the stub has that
+    # chunk; a buffering gateway would deadlock here and hit the deadline.
+    first, rest = b"a" * 65536, b"b" * (3 * MIB)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        await asyncio.wait_for(stub.state.first_bytes_seen.wait(), DEADLINE_SECONDS)
+        yield rest
+
+    async with gateway_for(stub.url) as gateway:
+        async with client.post(gateway.url + "/engine-rest/upload", data=body()) as response:
+            assert response.status == 200
+            received = await response.json()
+    assert received == {
+        "length": len(first) + len(rest),
+        "sha256": hashlib.sha256(first + rest).hexdigest(),
+    }

@@ -1,0 +1,168 @@
+"""What a client sees when the engine (here: the stub upstream) fails."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from tests.faults.conftest import GatewayFactory, Stub
+from tests.processes import LOOPBACK, free_port
+
+DEADLINE_SECONDS = 10
+
+
+async def test_unreachable_engine_gives_502_in_the_engine_error_shape(
+    gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    nothing_listens = f"http://{LOOPBACK}:{free_port()}"
+    async with gateway_for(nothing_listens) as gateway:
+        async with client.get(gateway.url + "/engine-rest/engine") as response:
+            assert response.status == 502
+            body = await response.json()
+    assert body["type"] == "UpstreamUnavailableException"
+    assert body["code"] is None
+    assert body["message"].startswith("Engine unreachable")
+
+
+async def test_no_headers_within_the_read_timeout_gives_504(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    async with gateway_for(stub.url, read_timeout_seconds=0.5) as gateway:
+        async with client.get(gateway.url + "/engine-rest/stall") as response:
+            assert response.status == 504
+            body = await response.json()
+    assert (body["type"], body["code"]) == ("UpstreamTimeoutException", None)
+
+
+@pytest.mark.parametrize("length", ["declared", "chunked"])
+async def test_engine_dying_mid_body_aborts_the_client_connection(
+    length: str, stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    query = {"size": str(1 << 20), "die_after": str(4 * 65536), "length": length}
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(gateway.url + "/engine-rest/stream", params=query) as response:
+            assert response.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
+        # The gateway is still healthy afterwards.
+        async with client.get(gateway.url + "/engine-rest/engine") as response:
+            assert response.status == 200
+
+
+async def test_engine_silent_mid_body_aborts_the_client_after_the_read_timeout(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    query = {"size": str(1 << 20), "stall_after": str(65536)}
+    async with gateway_for(stub.url, read_timeout_seconds=0.5) as gateway:
+        async with client.get(gateway.url + "/engine-rest/stream", params=query) as response:
+            assert response.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
+
+
+async def test_engine_back_after_an_outage_is_served_again(
+    gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    from aiohttp import web
+
+    from tests.faults import stub_upstream
+
+    port = free_port()
+    async with gateway_for(f"http://{LOOPBACK}:{port}") as gateway:
+        async with client.get(gateway.url + "/engine-rest/engine") as response:
+            assert response.status == 502
+        async with client.get(gateway.admin_url + "/readyz") as response:
+            assert response.status == 503
+        runner = web.AppRunner(stub_upstream.build(stub_upstream.StubState()))
+        await runner.setup()
+        await web.TCPSite(runner, LOOPBACK, port).start()
+        try:
+            async with client.get(gateway.url + "/engine-rest/engine") as response:
+                assert response.status == 200
+            async with client.get(gateway.admin_url + "/readyz") as response:
+                assert response.status == 200
+        finally:
+            await runner.cleanup()
+
+
+async def test_redirects_are_passed_to_the_client_not_followed(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(
+            gateway.url + "/engine-rest/redirect", allow_redirects=False
+        ) as response:
+            assert response.status == 302
+            assert response.headers["Location"] == "/engine-rest/engine"
+    assert stub.state.requests == 1
+
+
+async def test_compressed_bodies_pass_unchanged(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(gateway.url + "/engine-rest/compressed") as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            raw = await response.read()
+    assert gzip.decompress(raw) == b'{"compressed": true}'
+
+
+async def test_hop_by_hop_headers_stay_at_the_gateway_and_forwarded_headers_are_added(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(
+            gateway.url + "/engine-rest/headers",
+            headers={
+                "Connection": "keep-alive, X-Hop",
+                "X-Hop": "secret",
+                "Proxy-Authorization": "Basic cHJveHk6cHJveHk=",
+                "Authorization": "Basic ZGVtbzpkZW1v",
+                "X-End-To-End": "kept",
+            },
+        ) as response:
+            seen = {name.lower(): value for name, value in (await response.json())["headers"]}
+    assert "x-hop" not in seen
+    assert "proxy-authorization" not in seen
+    assert seen["authorization"] == "Basic ZGVtbzpkZW1v"
+    assert seen["x-end-to-end"] == "kept"
+    assert seen["x-forwarded-for"] == LOOPBACK
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["host"] == gateway.url.removeprefix("http://")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/manager/html", 404), ("/engine-rest/%2e%2e/manager", 400), ("/engine-restx", 404)],
+)
+async def test_paths_outside_the_engine_api_never_reach_the_engine(
+    path: str,
+    status: int,
+    stub: Stub,
+    gateway_for: GatewayFactory,
+    client: aiohttp.ClientSession,
+) -> None:
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(URL(gateway.url + path, encoded=True)) as response:
+            assert response.status == status
+            assert (await response.json())["code"] is None
+    assert stub.state.requests == 0
+
+
+async def test_download_reaches_the_client_before_the_engine_has_sent_it_all(
+    stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    # The stub holds everything after its first chunk until the client has that chunk;
+    # a buffering gateway would deadlock here and hit the deadline.
+    query = {"size": str(1 << 20), "gate": "1"}
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(gateway.url + "/engine-rest/stream", params=query) as response:
+            first = await asyncio.wait_for(response.content.readexactly(65536), DEADLINE_SECONDS)
+            stub.state.release.set()
+            rest = await asyncio.wait_for(response.read(), DEADLINE_SECONDS)
+    assert len(first) + len(rest) == 1 << 20
+    assert stub.state.outcome == "complete"

@@ -1,0 +1,138 @@
+"""Test set-up calls made directly against the engine (not through the gateway), and a
+hand-written multipart form, independent of the gateway's own code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.processes import ADMIN_USER, ROOT
+
+BPMN = ROOT / "deploy" / "engine" / "process" / "user-task.bpmn"
+PROCESS_KEY = "gatewayTest"
+AUTHORIZATION = "Basic " + base64.b64encode(":".join(ADMIN_USER).encode()).decode()
+
+
+def call(
+    base_url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback test engine
+        base_url + "/engine-rest" + path, data=body, method=method
+    )
+    request.add_header("Authorization", AUTHORIZATION)
+    if body is not None:
+        request.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class Form:
+    """A multipart/form-data body streamed from parts, with its exact length."""
+
+    boundary: str
+    parts: tuple[tuple[bytes, Iterator[bytes] | bytes, int], ...]
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def _closing(self) -> bytes:
+        return f"\r\n--{self.boundary}--\r\n".encode()
+
+    @property
+    def length(self) -> int:
+        return sum(len(head) + size for head, _, size in self.parts) + len(self._closing())
+
+    def small_body(self) -> bytes:
+        """The whole body, for forms whose parts are all bytes already."""
+        body = b""
+        for head, content, _ in self.parts:
+            assert isinstance(content, bytes)
+            body += head + content
+        return body + self._closing()
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        for head, content, _ in self.parts:
+            yield head
+            if isinstance(content, bytes):
+                yield content
+            else:
+                for chunk in content:
+                    yield chunk
+        yield self._closing()
+
+
+def _head(boundary: str, first: bool, disposition: str, content_type: str) -> bytes:
+    lead = "" if first else "\r\n"
+    return (
+        f"{lead}--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+
+
+def variable_form(
+    content: Iterator[bytes] | bytes,
+    size: int,
+    *,
+    value_type: str,
+    filename: str | None = None,
+    mimetype: str = "application/octet-stream",
+) -> Form:
+    boundary = "----gatewaytest" + uuid.uuid4().hex
+    disposition = 'form-data; name="data"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    data_head = _head(boundary, True, disposition, mimetype)
+    type_head = _head(boundary, False, 'form-data; name="valueType"', "text/plain")
+    return Form(
+        boundary,
+        ((data_head, content, size), (type_head, value_type.encode(), len(value_type))),
+    )
+
+
+def deploy_form(bpmn: Path = BPMN) -> Form:
+    boundary = "----gatewaydeploy" + uuid.uuid4().hex
+    content = bpmn.read_bytes()
+    name_head = _head(boundary, True, 'form-data; name="deployment-name"', "text/plain")
+    file_head = _head(
+        boundary, False, f'form-data; name="data"; filename="{bpmn.name}"', "application/xml"
+    )
+    name = b"gateway-test"
+    return Form(boundary, ((name_head, name, len(name)), (file_head, content, len(content))))
+
+
+def pseudo_random_chunks(size: int, seed: int, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    generator = random.Random(seed)
+    remaining = size
+    while remaining > 0:
+        chunk = generator.randbytes(min(chunk_bytes, remaining))
+        remaining -= len(chunk)
+        yield chunk
+
+
+def pseudo_random_sha256(size: int, seed: int) -> str:
+    digest = hashlib.sha256()
+    for chunk in pseudo_random_chunks(size, seed):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def start_instance(base_url: str) -> tuple[str, str]:
+    """A new instance of the test process: (process instance id, its user task's id)."""
+    instance = call(base_url, "POST", f"/process-definition/key/{PROCESS_KEY}/start", b"{}")
+    tasks = call(base_url, "GET", f"/task?processInstanceId={instance['id']}")
+    return instance["id"], tasks[0]["id"]

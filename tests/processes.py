@@ -1,0 +1,200 @@
+"""Real processes for tests: the engine and the gateway, on free loopback ports.
+
+Each is started as a child process, waited for by a readiness probe with a deadline, and
+stopped by its pid. Nothing here sleeps to synchronise: it polls a condition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_DIR = ROOT / "deploy" / "engine"
+ENGINES = ("operaton", "camunda", "cibseven")
+ADMIN_USER = ("demo", "demo")
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout_seconds: float, what: str, poll_seconds: float = 0.1
+) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_seconds} s waiting for {what}")
+        time.sleep(poll_seconds)
+
+
+def http_status(url: str, timeout_seconds: float = 2.0) -> int | None:
+    """Status of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+@dataclass(frozen=True)
+class Running:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def stop(process: subprocess.Popen[bytes], timeout_seconds: float = 30.0) -> int:
+    """SIGTERM by pid, then SIGKILL if it does not exit in time; returns the exit code."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+    return process.wait()
+
+
+def _wait_ready(running: Running, probe_url: str, timeout_seconds: float, what: str) -> None:
+    def ready() -> bool:
+        if running.process.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{running.log_tail()}")
+        return http_status(probe_url) == 200
+
+    try:
+        wait_until(ready, timeout_seconds=timeout_seconds, what=what, poll_seconds=0.25)
+    except TimeoutError:
+        stop(running.process)
+        raise
+
+
+def engine_name() -> str:
+    name = os.environ.get("ENGINE", "operaton")
+    if name not in ENGINES:
+        raise ValueError(f"ENGINE must be one of {ENGINES}, got {name!r}")
+    return name
+
+
+def engine_jar(name: str) -> Path:
+    jar = ENGINE_DIR / "target" / f"engine-{name}.jar"
+    if not jar.exists():
+        # `make test` builds it first; this keeps a bare `pytest` working too.
+        subprocess.run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(ENGINE_DIR / "pom.xml"),
+                f"-P{name}",
+                "package",
+                "-DskipTests",
+            ],
+            check=True,
+        )
+    return jar
+
+
+@contextlib.contextmanager
+def engine(work_dir: Path, name: str | None = None) -> Iterator[Running]:
+    name = name or engine_name()
+    jar = engine_jar(name)
+    port = free_port()
+    log_path = work_dir / f"engine-{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                "java",
+                "-Xmx1g",
+                "-Dfile.encoding=UTF-8",
+                "-jar",
+                str(jar),
+                f"--server.port={port}",
+                f"--server.address={LOOPBACK}",
+                f"--engine.data-dir={work_dir / ('engine-data-' + name)}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    try:
+        _wait_ready(running, f"{running.base_url}/engine-rest/engine", 180, f"engine {name}")
+        yield running
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    running: Running
+    admin_url: str
+
+    @property
+    def base_url(self) -> str:
+        return self.running.base_url
+
+
+def start_gateway(
+    work_dir: Path, upstream_url: str, *extra_args: str, wait_for: str = "/readyz"
+) -> Gateway:
+    port, admin_port = free_port(), free_port()
+    log_path = work_dir / f"gateway-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "--upstream",
+                upstream_url,
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--admin-host",
+                LOOPBACK,
+                "--admin-port",
+                str(admin_port),
+                *extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    admin_url = f"http://{LOOPBACK}:{admin_port}"
+    _wait_ready(running, admin_url + wait_for, 30, "gateway")
+    return Gateway(running, admin_url)
+
+
+@contextlib.contextmanager
+def gateway(work_dir: Path, upstream_url: str, *extra_args: str) -> Iterator[Gateway]:
+    started = start_gateway(work_dir, upstream_url, *extra_args)
+    try:
+        yield started
+    finally:
+        stop(started.running.process)

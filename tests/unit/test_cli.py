@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+from yarl import URL
+
+from gateway.__main__ import OPTIONS, parse_config
+from gateway.config import Config
+
+
+def test_defaults() -> None:
+    config = parse_config([], {})
+    assert config == Config(upstream_url=URL("http://127.0.0.1:8080"))
+    assert (config.port, config.admin_port) == (8000, 8001)
+
+
+def test_flags_set_every_field() -> None:
+    config = parse_config(
+        [
+            "--upstream", "http://127.0.0.1:9090",
+            "--host", "192.0.2.1",
+            "--port", "9000",
+            "--admin-host", "192.0.2.1",
+            "--admin-port", "9001",
+            "--connect-timeout-seconds", "1.5",
+            "--read-timeout-seconds", "7",
+            "--drain-timeout-seconds", "3",
+            "--upstream-connections", "8",
+            "--log-level", "debug",
+        ],
+        {},
+    )  # fmt: skip
+    assert config == Config(
+        upstream_url=URL("http://127.0.0.1:9090"),
+        host="192.0.2.1",
+        port=9000,
+        admin_host="192.0.2.1",
+        admin_port=9001,
+        connect_timeout_seconds=1.5,
+        read_timeout_seconds=7.0,
+        drain_timeout_seconds=3.0,
+        upstream_connections=8,
+        log_level="debug",
+    )
+
+
+def test_every_flag_has_its_environment_variable() -> None:
+    assert [option.env for option in OPTIONS] == [
+        "ENGINE_GATEWAY_UPSTREAM",
+        "ENGINE_GATEWAY_HOST",
+        "ENGINE_GATEWAY_PORT",
+        "ENGINE_GATEWAY_ADMIN_HOST",
+        "ENGINE_GATEWAY_ADMIN_PORT",
+        "ENGINE_GATEWAY_CONNECT_TIMEOUT_SECONDS",
+        "ENGINE_GATEWAY_READ_TIMEOUT_SECONDS",
+        "ENGINE_GATEWAY_DRAIN_TIMEOUT_SECONDS",
+        "ENGINE_GATEWAY_UPSTREAM_CONNECTIONS",
+        "ENGINE_GATEWAY_LOG_LEVEL",
+    ]
+
+
+def test_environment_sets_defaults_and_flags_win() -> None:
+    environ = {"ENGINE_GATEWAY_PORT": "9100", "ENGINE_GATEWAY_UPSTREAM": "http://127.0.0.1:1"}
+    assert parse_config([], environ).port == 9100
+    assert parse_config(["--port", "9200"], environ).port == 9200
+    assert parse_config([], environ).upstream_url == URL("http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["--upstream", "ftp://x"], {}),
+        (["--upstream", "http://127.0.0.1:8080/engine-rest"], {}),
+        (["--read-timeout-seconds", "0"], {}),
+        (["--log-level", "loud"], {}),
+        ([], {"ENGINE_GATEWAY_PORT": "eighty"}),
+        (["--port", "70000"], {}),
+    ],
+)
+def test_invalid_values_exit_with_a_usage_error(
+    argv: list[str], environ: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_config(argv, environ)
+    assert exited.value.code == 2
+    assert "engine-gateway: error:" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.routes import Kind, RouteMatch, classify, escapes_api_root
+
+DOWNLOADS = [
+    ("/engine-rest/process-instance/p1/variables/file1/data", "variable_data"),
+    ("/engine-rest/execution/e1/localVariables/v/data", "variable_data"),
+    ("/engine-rest/task/t1/variables/v/data", "variable_data"),
+    ("/engine-rest/task/t1/localVariables/v/data", "variable_data"),
+    ("/engine-rest/case-instance/c1/variables/v/data", "variable_data"),
+    ("/engine-rest/case-execution/c1/variables/v/data", "variable_data"),
+    ("/engine-rest/case-execution/c1/localVariables/v/data", "variable_data"),
+    ("/engine-rest/variable-instance/v1/data", "variable_data"),
+    ("/engine-rest/history/variable-instance/v1/data", "history_data"),
+    ("/engine-rest/history/detail/d1/data", "history_data"),
+    ("/engine-rest/deployment/d1/resources/r1/data", "deployment"),
+    ("/engine-rest/task/t1/attachment/a1/data", "attachment"),
+    ("/engine-rest/engine/tenant-a/process-instance/p1/variables/n%C3%A4me/data", "variable_data"),
+]
+
+
+@pytest.mark.parametrize(("path", "label"), DOWNLOADS)
+def test_binary_downloads_are_recognised(path: str, label: str) -> None:
+    assert classify("GET", path) == RouteMatch(label, Kind.DOWNLOAD)
+    assert classify("HEAD", path) == RouteMatch(label, Kind.DOWNLOAD)
+
+
+@pytest.mark.parametrize(
+    ("path", "label"),
+    [
+        ("/engine-rest/task/t1/variables/v/data", "variable_data"),
+        ("/engine-rest/process-instance/p1/variables/a%2Fb/data", "variable_data"),
+        ("/engine-rest/task/t1/attachment/create", "attachment"),
+        ("/engine-rest/deployment/create", "deployment"),
+        ("/engine-rest/engine/default/deployment/create", "deployment"),
+    ],
+)
+def test_binary_uploads_are_recognised(path: str, label: str) -> None:
+    assert classify("POST", path) == RouteMatch(label, Kind.UPLOAD)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/engine-rest/variable-instance/v1/data"),  # read-only resource
+        ("GET", "/engine-rest/deployment/create"),
+        ("GET", "/engine-rest/task/t1/variables/v"),
+        ("DELETE", "/engine-rest/task/t1/variables/v/data"),
+        ("GET", "/engine-rest/engine"),
+        ("GET", "/other/task/t1/variables/v/data"),
+    ],
+)
+def test_everything_else_passes_through(method: str, path: str) -> None:
+    assert classify(method, path).kind is Kind.PASSTHROUGH
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/engine-rest/../manager",
+        "/engine-rest/%2e%2e/manager",
+        "/engine-rest/%2E%2E%2Fmanager",
+        "/engine-rest/task/..%5cx",
+        "/engine-rest/./engine",
+        "/engine-restx",
+        "/",
+        "/manager/html",
+    ],
+)
+def test_paths_leaving_the_api_root_are_recognised(path: str) -> None:
+    assert escapes_api_root(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/engine-rest",
+        "/engine-rest/engine",
+        "/engine-rest/task/t1/variables/a..b/data",
+        "/engine-rest/process-instance/p1/variables/n%C3%A4me/data",
+    ],
+)
+def test_paths_inside_the_api_root_are_allowed(path: str) -> None:
+    assert not escapes_api_root(path)
