@@ -55,6 +55,11 @@ OPTIONS = (
         "on SIGTERM, how long in-flight requests may run before they are cut",
     ),
     Option("upstream_connections", int, "size of the connection pool to the engine"),
+    Option(
+        "max_upload_bytes",
+        int,
+        "largest request body accepted (413 beyond it, counted while streaming); 0: no limit",
+    ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )
 

@@ -25,6 +25,7 @@ class Config:
     read_timeout_seconds: float = 300.0
     drain_timeout_seconds: float = 30.0
     upstream_connections: int = 100
+    max_upload_bytes: int = 1 << 30  # 0: no limit
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class Config:
             raise ConfigError(
                 f"upstream_connections must be at least 1, got {self.upstream_connections}"
             )
+        if self.max_upload_bytes < 0:
+            raise ConfigError(f"max_upload_bytes must not be negative, got {self.max_upload_bytes}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 

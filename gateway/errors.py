@@ -7,6 +7,7 @@ too, with types named after what went wrong at the gateway.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -33,11 +34,25 @@ def not_found(path: str) -> GatewayError:
     )
 
 
+def too_large(limit_bytes: int) -> GatewayError:
+    return GatewayError(
+        413,
+        "PayloadTooLargeException",
+        f"The request body is larger than the gateway's limit of {limit_bytes} bytes.",
+    )
+
+
 def bad_request(message: str) -> GatewayError:
     return GatewayError(400, "InvalidRequestException", message)
 
 
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))  # as the engine's Jackson writes it
+
+
 def error_response(error: GatewayError) -> web.Response:
     return web.json_response(
-        {"type": error.type, "message": error.message, "code": None}, status=error.status
+        {"type": error.type, "message": error.message, "code": None},
+        status=error.status,
+        dumps=_compact,
     )

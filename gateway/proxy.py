@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import errors, headers, routes
+from gateway import errors, headers, multipart, routes
+from gateway.config import Config
 from gateway.state import CLIENT, CONFIG
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
@@ -48,6 +50,8 @@ class Transfer:
     bytes_up: int = 0
     bytes_down: int = 0
     outcome: str = "complete"
+    # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
+    rejection: errors.GatewayError | None = None
 
     def log(self) -> None:
         access_log.info(
@@ -93,18 +97,45 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         return _refuse(transfer, error, "rejected")
 
     # 2. The engine's request: same method, raw path and query; end-to-end headers.
-    target = URL(str(config.upstream_origin) + request.rel_url.raw_path_qs, encoded=True)
+    raw_path_qs = request.rel_url.raw_path_qs
     outgoing = headers.upstream_request_headers(
         request.headers,
         client_address=request.remote,
         scheme=request.scheme,
         host=request.headers.get("Host"),
     )
+
+    # 3. Body up: piped as it arrives, counted against the limit; uploads checked on the way
+    #    (a multipart form is validated, a raw body is wrapped into the engine's form).
+    declared = request.content_length
+    if config.max_upload_bytes and declared is not None and declared > config.max_upload_bytes:
+        return _refuse(transfer, errors.too_large(config.max_upload_bytes), "rejected")
+    body: AsyncIterator[bytes] | None = None
+    if request.body_exists:
+        body = _counted_body(request, transfer, config)
+    if transfer.route.kind is routes.Kind.UPLOAD:
+        content_type = request.headers.get("Content-Type")
+        if multipart.is_multipart_form(content_type):
+            boundary = multipart.boundary_of(content_type or "")
+            if boundary is None:
+                error = errors.bad_request("The multipart Content-Type has no boundary.")
+                return _refuse(transfer, error, "rejected")
+            check = (
+                multipart.check_variable_form if transfer.route.label == "variable_data" else None
+            )
+            body = _validated_body(
+                body or _empty(), multipart.FormScanner(boundary), check, transfer
+            )
+        elif transfer.route.label == "variable_data":
+            try:
+                wrapped = _raw_upload(request, outgoing)
+            except multipart.FormError as error:
+                return _refuse(transfer, errors.bad_request(str(error)), "rejected")
+            body = _wrapped_body(body or _empty(), wrapped)
+            raw_path_qs = str(_without_gateway_parameters(request.rel_url))
+    target = URL(str(config.upstream_origin) + raw_path_qs, encoded=True)
     # aiohttp would add its own defaults; what the client didn't send, the engine doesn't get.
     skip = {"User-Agent", "Accept", "Accept-Encoding", "Content-Type"} - set(outgoing)
-
-    # 3. Body up: piped as it arrives.
-    body = _request_body(request, transfer) if request.body_exists else None
 
     try:
         upstream = await request.app[CLIENT].request(
@@ -120,6 +151,10 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             transfer, errors.upstream_timeout(str(error) or type(error).__name__), "timeout"
         )
     except aiohttp.ClientError as error:
+        if transfer.rejection is not None:
+            # We cut the upload (invalid form, too large): the engine got an incomplete
+            # body and writes nothing; the client learns why.
+            return _refuse(transfer, transfer.rejection, "rejected")
         return _refuse(transfer, errors.upstream_unreachable(str(error) or type(error).__name__))
 
     # 4. Body down: headers first, then chunks with backpressure.
@@ -148,10 +183,104 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     return response
 
 
-async def _request_body(request: web.Request, transfer: Transfer) -> AsyncIterator[bytes]:
+class UploadRejected(Exception):
+    """Raised inside a body stream to abort the engine request; the reason is on Transfer."""
+
+
+async def _counted_body(
+    request: web.Request, transfer: Transfer, config: Config
+) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_chunked(CHUNK_BYTES):
         transfer.bytes_up += len(chunk)
+        if config.max_upload_bytes and transfer.bytes_up > config.max_upload_bytes:
+            transfer.rejection = errors.too_large(config.max_upload_bytes)
+            raise UploadRejected
         yield chunk
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+async def _validated_body(
+    body: AsyncIterator[bytes],
+    scanner: multipart.FormScanner,
+    check: Callable[[list[multipart.Part]], None] | None,
+    transfer: Transfer,
+) -> AsyncIterator[bytes]:
+    """The body unchanged, with the closing delimiter held back until the form is checked:
+    an invalid form is cut before its end, so the engine can never complete it."""
+    pending = bytearray()
+    sent = 0
+    approved = False
+    try:
+        async for chunk in body:
+            if approved:
+                yield chunk
+                continue
+            scanner.feed(chunk)
+            pending += chunk
+            if scanner.closed:
+                if check is not None:
+                    check(scanner.parts)
+                approved = True
+                yield bytes(pending)
+                pending.clear()
+                continue
+            release = scanner.releasable() - sent
+            if release > 0:
+                yield bytes(pending[:release])
+                del pending[:release]
+                sent += release
+        if not approved:
+            parts = scanner.finish()
+            if check is not None:
+                check(parts)
+            if pending:
+                yield bytes(pending)
+    except multipart.FormError as error:
+        transfer.rejection = errors.bad_request(str(error))
+        raise UploadRejected from error
+
+
+def _raw_upload(request: web.Request, outgoing: CIMultiDict[str]) -> multipart.WrappedForm:
+    """The engine's form around a raw (non-multipart) body, and the headers for it."""
+    query = request.rel_url.query
+    filename = query.get("filename")
+    value_type = query.get("valueType") or ("File" if filename is not None else "Bytes")
+    wrapped = multipart.wrap_raw_body(
+        value_type=value_type, filename=filename, content_type=request.headers.get("Content-Type")
+    )
+    multipart.check_variable_form(
+        [
+            multipart.Part("data", filename, None),
+            multipart.Part("valueType", None, None, value_type.encode()),
+        ]
+    )
+    outgoing["Content-Type"] = wrapped.content_type
+    if request.content_length is not None:
+        outgoing["Content-Length"] = str(wrapped.length(request.content_length))
+    else:
+        outgoing.popall("Content-Length", None)
+    return wrapped
+
+
+async def _wrapped_body(
+    body: AsyncIterator[bytes], wrapped: multipart.WrappedForm
+) -> AsyncIterator[bytes]:
+    yield wrapped.head
+    async for chunk in body:
+        yield chunk
+    yield wrapped.tail
+
+
+GATEWAY_PARAMETERS = frozenset({"filename", "valueType"})
+
+
+def _without_gateway_parameters(url: URL) -> URL:
+    kept = [(k, v) for k, v in url.query.items() if k not in GATEWAY_PARAMETERS]
+    return url.with_query(kept) if kept else url.with_query(None)
 
 
 def _refuse(

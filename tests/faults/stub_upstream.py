@@ -78,7 +78,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await state.release.wait()
         await response.write_eof()
         state.outcome = "complete"
-    except (ConnectionError, asyncio.CancelledError):
+    except BaseException:  # connection lost, reset, or handler cancelled: all "cut"
         state.outcome = "cancelled"
         raise
     finally:

@@ -54,6 +54,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_READ_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_DRAIN_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_UPSTREAM_CONNECTIONS",
+        "ENGINE_GATEWAY_MAX_UPLOAD_BYTES",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
