@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: run test lint typecheck unit faults integration engine tools bench-memory clean
+.PHONY: run test lint typecheck unit faults integration engine tools bench-memory bench-streams clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -50,6 +50,9 @@ test: $(VENV)/.installed $(JAR) lint typecheck
 
 bench-memory: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/memory_100mb.py
+
+bench-streams: $(VENV)/.installed
+	$(PY) bench/streams.py
 
 clean:
 	rm -rf deploy/engine/target .data .mypy_cache .ruff_cache .pytest_cache

@@ -123,6 +123,14 @@ async def compressed(request: web.Request) -> web.Response:
     )
 
 
+async def sink(request: web.Request) -> web.Response:
+    """Accepts an upload at an engine path and only counts it (for benchmarks)."""
+    received = 0
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+    return web.Response(status=204, headers={"X-Received-Bytes": str(received)})
+
+
 def build(state: StubState) -> web.Application:
     app = web.Application()
     app[STATE] = state
@@ -133,4 +141,18 @@ def build(state: StubState) -> web.Application:
     app.router.add_post("/engine-rest/upload", upload)
     app.router.add_get("/engine-rest/redirect", redirect)
     app.router.add_get("/engine-rest/compressed", compressed)
+    # The engine's binary paths, for benchmarks that need a fast upstream.
+    app.router.add_get("/engine-rest/process-instance/{id}/variables/{name}/data", stream)
+    app.router.add_post("/engine-rest/task/{id}/variables/{name}/data", sink)
     return app
+
+
+def main() -> None:
+    """`python -m tests.faults.stub_upstream PORT`: the stub on 127.0.0.1:PORT."""
+    import sys
+
+    web.run_app(build(StubState()), host="127.0.0.1", port=int(sys.argv[1]), access_log=None)
+
+
+if __name__ == "__main__":
+    main()
