@@ -134,12 +134,14 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             body = _wrapped_body(body or _empty(), wrapped)
             raw_path_qs = str(_without_gateway_parameters(request.rel_url))
     target = URL(str(config.upstream_origin) + raw_path_qs, encoded=True)
+    # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload.
+    method = "POST" if transfer.route.kind is routes.Kind.UPLOAD else request.method
     # aiohttp would add its own defaults; what the client didn't send, the engine doesn't get.
     skip = {"User-Agent", "Accept", "Accept-Encoding", "Content-Type"} - set(outgoing)
 
     try:
         upstream = await request.app[CLIENT].request(
-            request.method,
+            method,
             target,
             headers=outgoing,
             data=body,

@@ -97,6 +97,9 @@ def classify(method: str, raw_path: str) -> RouteMatch:
             return RouteMatch(route.label, Kind.DOWNLOAD)
         if route.upload and method == "POST":
             return RouteMatch(route.label, Kind.UPLOAD)
+        if route.upload and method == "PUT" and route.label == "variable_data":
+            # `curl -T file …/data`: the gateway's raw upload, sent to the engine as POST.
+            return RouteMatch(route.label, Kind.UPLOAD)
     return PASSTHROUGH
 
 

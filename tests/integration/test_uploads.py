@@ -194,7 +194,7 @@ async def test_raw_pdf_upload_with_filename_becomes_a_file_variable(
 ) -> None:
     instance_id, task_id = instance
     pdf = b"%PDF-1.7\n" + bytes(range(256)) * 100
-    async with client.post(
+    async with client.put(  # as `curl -T report.pdf` sends it
         f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data",
         params={"filename": "report 2026 é.pdf"},
         data=pdf,

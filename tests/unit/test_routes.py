@@ -41,6 +41,11 @@ def test_binary_uploads_are_recognised(path: str, label: str) -> None:
     assert classify("POST", path) == RouteMatch(label, Kind.UPLOAD)
 
 
+def test_put_to_variable_data_is_a_raw_upload() -> None:
+    path = "/engine-rest/task/t1/variables/v/data"
+    assert classify("PUT", path) == RouteMatch("variable_data", Kind.UPLOAD)
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -48,6 +53,7 @@ def test_binary_uploads_are_recognised(path: str, label: str) -> None:
         ("GET", "/engine-rest/deployment/create"),
         ("GET", "/engine-rest/task/t1/variables/v"),
         ("DELETE", "/engine-rest/task/t1/variables/v/data"),
+        ("PUT", "/engine-rest/deployment/create"),
         ("GET", "/engine-rest/engine"),
         ("GET", "/other/task/t1/variables/v/data"),
     ],
