@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import email.message
+import email.utils
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.disposition import (
+    DEFAULT_FILENAME,
+    MAX_FILENAME_UTF8_BYTES,
+    EngineDisposition,
+    Quality,
+    content_disposition,
+    parse_engine_disposition,
+    sanitize,
+)
+
+
+def parsed_by_email_package(header: str) -> tuple[str, str | None]:
+    """An independent RFC 2231/6266 reading: the standard library's email package, with
+    `filename*` preferred over `filename` as RFC 6266 §4.3 says a recipient should."""
+    message = email.message.Message()
+    message["Content-Disposition"] = header
+    params = message.get_params(header="content-disposition") or []
+    extended = [value for name, value in params if name == "filename" and isinstance(value, tuple)]
+    plain = [value for name, value in params if name == "filename" and isinstance(value, str)]
+    name = email.utils.collapse_rfc2231_value(extended[0]) if extended else None
+    if name is None and plain:
+        name = plain[0]
+    return message.get_content_disposition() or "", name
+
+
+@given(st.text())
+def test_any_filename_gives_an_ascii_header_without_line_breaks(filename: str) -> None:
+    header = content_disposition(filename)
+    assert header.isascii()
+    assert "\r" not in header
+    assert "\n" not in header
+
+
+@given(st.text())
+def test_any_filename_parses_back_to_its_sanitized_name(filename: str) -> None:
+    header = content_disposition(filename)
+    disposition, name = parsed_by_email_package(header)
+    assert disposition == "attachment"
+    assert name == sanitize(filename)
+
+
+@given(st.text())
+def test_the_fallback_has_no_quote_backslash_or_slash(filename: str) -> None:
+    header = content_disposition(filename)
+    fallback = re.match(r'attachment; filename="([^"]*)"', header)
+    assert fallback is not None
+    assert not set(fallback.group(1)) & {'"', "\\", "/"}
+
+
+@given(st.text())
+def test_sanitized_names_are_safe_to_save(filename: str) -> None:
+    name = sanitize(filename)
+    assert name
+    assert not set(name) & {"/", "\\"}
+    assert not name.startswith(".")
+    assert not name.endswith((".", " "))
+    assert len(name.encode()) <= MAX_FILENAME_UTF8_BYTES
+    assert not any(ord(char) < 32 or 0x7F <= ord(char) <= 0x9F for char in name)
+
+
+@pytest.mark.parametrize(
+    ("filename", "header"),
+    [
+        ("report.pdf", 'attachment; filename="report.pdf"'),
+        (
+            "naïve café.txt",
+            "attachment; filename=\"naive cafe.txt\"; filename*=UTF-8''na%C3%AFve%20caf%C3%A9.txt",
+        ),
+        (
+            'quote"back\\slash.txt',
+            'attachment; filename="slash.txt"',
+        ),
+        ("../../etc/passwd", 'attachment; filename="passwd"'),
+        ("a;b=c,d.txt", 'attachment; filename="a;b=c,d.txt"'),
+        ("CON.txt", 'attachment; filename="_CON.txt"'),
+        ("line\nbreak.txt", 'attachment; filename="linebreak.txt"'),
+        ("", f'attachment; filename="{DEFAULT_FILENAME}"'),
+        ("evil\u202egnp.exe", 'attachment; filename="evilgnp.exe"'),
+        ("100%.txt", "attachment; filename=\"100_.txt\"; filename*=UTF-8''100%25.txt"),
+    ],
+)
+def test_known_names(filename: str, header: str) -> None:
+    assert content_disposition(filename) == header
+
+
+def test_long_names_keep_their_extension() -> None:
+    name = sanitize("é" * 300 + ".pdf")
+    assert name.endswith(".pdf")
+    assert len(name.encode()) <= MAX_FILENAME_UTF8_BYTES
+
+
+def test_inline_disposition_and_no_filename() -> None:
+    assert content_disposition("a.png", "inline") == 'inline; filename="a.png"'
+    assert content_disposition(None) == "attachment"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, EngineDisposition(Quality.MISSING)),
+        ("attachment", EngineDisposition(Quality.MISSING)),
+        ('attachment; filename="a.txt"', EngineDisposition(Quality.EXACT, "a.txt")),
+        (
+            "attachment; filename=\"r\udce9sum\udce9.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt",
+            EngineDisposition(Quality.EXACT, "résumé.txt"),
+        ),
+        (
+            'attachment; filename="r\udce9sum\udce9.txt"',
+            EngineDisposition(Quality.LOSSY, "r\udce9sum\udce9.txt"),
+        ),
+        ('attachment; filename="??.txt"', EngineDisposition(Quality.LOSSY, "??.txt")),
+        ('attachment; filename="rÃ©sumÃ©.txt"', EngineDisposition(Quality.LOSSY, "rÃ©sumÃ©.txt")),
+    ],
+)
+def test_engine_headers_are_judged(header: str | None, expected: EngineDisposition) -> None:
+    assert parse_engine_disposition(header) == expected
+
+
+@given(st.text(min_size=1))
+def test_our_own_header_is_judged_exact_with_its_name(filename: str) -> None:
+    header = content_disposition(filename)
+    judged = parse_engine_disposition(header)
+    assert judged == EngineDisposition(Quality.EXACT, sanitize(filename))
