@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests import processes
 from tests.faults.conftest import Stub
 from tests.faults.polling import poll_until
 from tests.processes import start_gateway, stop
@@ -23,6 +24,14 @@ async def _status(client: aiohttp.ClientSession, url: str) -> int | None:
             return response.status
     except aiohttp.ClientConnectionError:
         return None
+
+
+async def _wait_for_exit(gateway: processes.Gateway) -> int:
+    async def exited() -> bool:
+        return gateway.running.process.poll() is not None
+
+    await poll_until(exited, timeout_seconds=DEADLINE_SECONDS, what="gateway exit")
+    return gateway.running.process.wait()
 
 
 async def test_sigterm_lets_in_flight_downloads_finish_and_exits_0(
@@ -46,12 +55,7 @@ async def test_sigterm_lets_in_flight_downloads_finish_and_exits_0(
             stub.state.release.set()
             rest = await asyncio.wait_for(response.read(), DEADLINE_SECONDS)
         assert 65536 + len(rest) == 1 << 20
-
-        async def exited() -> bool:
-            return gateway.running.process.poll() is not None
-
-        await poll_until(exited, timeout_seconds=DEADLINE_SECONDS, what="gateway exit")
-        assert gateway.running.process.returncode == 0
+        assert await _wait_for_exit(gateway) == 0
     finally:
         stop(gateway.running.process)
 
@@ -67,11 +71,6 @@ async def test_requests_still_running_at_the_drain_timeout_are_cut_not_completed
             os.kill(gateway.running.pid, signal.SIGTERM)
             with pytest.raises(aiohttp.ClientPayloadError):
                 await asyncio.wait_for(response.read(), DEADLINE_SECONDS)
-
-        async def exited() -> bool:
-            return gateway.running.process.poll() is not None
-
-        await poll_until(exited, timeout_seconds=DEADLINE_SECONDS, what="gateway exit")
-        assert gateway.running.process.returncode == 0
+        assert await _wait_for_exit(gateway) == 0
     finally:
         stop(gateway.running.process)

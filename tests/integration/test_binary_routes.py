@@ -88,38 +88,28 @@ def variable_route(upload: str, download: str) -> Route:
     return run
 
 
+async def _upload_then_find(s: Subject, size: int, seed: int, query: str) -> str:
+    """Uploads `v` on the process instance, then finds an id with an engine query."""
+    upload = f"/engine-rest/process-instance/{s.instance_id}/variables/v/data"
+    await _upload_variable(s, upload, size, seed)
+    found = await _json(s.client, f"{s.engine}/engine-rest/{query.format(pi=s.instance_id)}")
+    return str(found[-1]["id"])
+
+
 async def variable_instance(s: Subject, size: int, seed: int) -> str:
-    await _upload_variable(
-        s, f"/engine-rest/process-instance/{s.instance_id}/variables/v/data", size, seed
-    )
-    found = await _json(
-        s.client,
-        f"{s.engine}/engine-rest/variable-instance?processInstanceIdIn={s.instance_id}&variableName=v",
-    )
-    return f"/engine-rest/variable-instance/{found[0]['id']}/data"
+    query = "variable-instance?processInstanceIdIn={pi}&variableName=v"
+    return f"/engine-rest/variable-instance/{await _upload_then_find(s, size, seed, query)}/data"
 
 
 async def history_variable_instance(s: Subject, size: int, seed: int) -> str:
-    await _upload_variable(
-        s, f"/engine-rest/process-instance/{s.instance_id}/variables/v/data", size, seed
-    )
-    found = await _json(
-        s.client,
-        f"{s.engine}/engine-rest/history/variable-instance?processInstanceId={s.instance_id}&variableName=v",
-    )
-    return f"/engine-rest/history/variable-instance/{found[0]['id']}/data"
+    query = "history/variable-instance?processInstanceId={pi}&variableName=v"
+    found = await _upload_then_find(s, size, seed, query)
+    return f"/engine-rest/history/variable-instance/{found}/data"
 
 
 async def history_detail(s: Subject, size: int, seed: int) -> str:
-    await _upload_variable(
-        s, f"/engine-rest/process-instance/{s.instance_id}/variables/v/data", size, seed
-    )
-    found = await _json(
-        s.client,
-        f"{s.engine}/engine-rest/history/detail?processInstanceId={s.instance_id}"
-        "&variableUpdates=true&deserializeValues=false",
-    )
-    return f"/engine-rest/history/detail/{found[-1]['id']}/data"
+    query = "history/detail?processInstanceId={pi}&variableUpdates=true&deserializeValues=false"
+    return f"/engine-rest/history/detail/{await _upload_then_find(s, size, seed, query)}/data"
 
 
 async def deployment_resource(s: Subject, size: int, seed: int) -> str:

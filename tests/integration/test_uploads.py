@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -58,14 +59,31 @@ async def _value(client: aiohttp.ClientSession, engine_url: str, instance_id: st
         return await response.read() if response.status == 200 else None
 
 
+FORM_TYPE = f"multipart/form-data; boundary={B}"
+Body = bytes | AsyncIterator[bytes]
+
+
+async def _send(
+    client: aiohttp.ClientSession,
+    base_url: str,
+    task_id: str,
+    body: Body,
+    content_type: str | None = FORM_TYPE,
+    *,
+    method: str = "POST",
+    query: str = "",
+) -> tuple[int, Any]:
+    """Sends `body` to the task's variable `doc`; (status, JSON answer or None)."""
+    url = f"{base_url}/engine-rest/task/{task_id}/variables/doc/data{query}"
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with client.request(method, url, data=body, headers=headers) as response:
+        raw = await response.read()
+        return response.status, json.loads(raw) if raw else None
+
+
 async def _set_previous(client: aiohttp.ClientSession, engine_url: str, task_id: str) -> None:
-    body = _form((DATA, PREVIOUS), (VT, b"File"))
-    async with client.post(
-        f"{engine_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={B}"},
-    ) as response:
-        assert response.status == 204
+    status, _ = await _send(client, engine_url, task_id, _form((DATA, PREVIOUS), (VT, b"File")))
+    assert status == 204
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
@@ -79,17 +97,12 @@ async def test_multipart_edge_case_gives_its_status_and_leaves_no_partial_write(
     body, status, stored = CASES[case]
     instance_id, task_id = instance
     await _set_previous(client, engine_process.base_url, task_id)
-    async with client.post(
-        f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={B}"},
-    ) as response:
-        assert response.status == status
-        if status == 400:
-            error = await response.json()
-            assert error["type"] == "InvalidRequestException"
-            assert error["code"] is None
-            assert error["message"]
+    answer_status, error = await _send(client, gateway_process.base_url, task_id, body)
+    assert answer_status == status
+    if status == 400:
+        assert error["type"] == "InvalidRequestException"
+        assert error["code"] is None
+        assert error["message"]
     expected = PREVIOUS if stored is None else stored
     assert await _value(client, engine_process.base_url, instance_id) == expected
 
@@ -145,13 +158,9 @@ async def test_declared_length_over_the_limit_gets_413_without_reaching_the_engi
     instance_id, task_id = instance
     await _set_previous(client, engine_process.base_url, task_id)
     body = _form((DATA, b"q" * 200_000), (VT, b"Bytes"))
-    async with client.post(
-        f"{small_limit_gateway.base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={B}"},
-    ) as response:
-        assert response.status == 413
-        assert (await response.json())["type"] == "PayloadTooLargeException"
+    status, error = await _send(client, small_limit_gateway.base_url, task_id, body)
+    assert status == 413
+    assert error["type"] == "PayloadTooLargeException"
     assert await _value(client, engine_process.base_url, instance_id) == PREVIOUS
 
 
@@ -169,12 +178,8 @@ async def test_chunked_body_over_the_limit_is_cut_with_413(
         for start in range(0, len(body), 16384):
             yield body[start : start + 16384]
 
-    async with client.post(
-        f"{small_limit_gateway.base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=chunked(),
-        headers={"Content-Type": f"multipart/form-data; boundary={B}"},
-    ) as response:
-        assert response.status == 413
+    status, _ = await _send(client, small_limit_gateway.base_url, task_id, chunked())
+    assert status == 413
     assert await _value(client, engine_process.base_url, instance_id) == PREVIOUS
 
 
@@ -194,13 +199,16 @@ async def test_raw_pdf_upload_with_filename_becomes_a_file_variable(
 ) -> None:
     instance_id, task_id = instance
     pdf = b"%PDF-1.7\n" + bytes(range(256)) * 100
-    async with client.put(  # as `curl -T report.pdf` sends it
-        f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        params={"filename": "report 2026 é.pdf"},
-        data=pdf,
-        headers={"Content-Type": "application/pdf"},
-    ) as response:
-        assert response.status == 204, await response.text()
+    status, answer = await _send(  # PUT, as `curl -T report.pdf` sends it
+        client,
+        gateway_process.base_url,
+        task_id,
+        pdf,
+        "application/pdf",
+        method="PUT",
+        query="?filename=report%202026%20%C3%A9.pdf",
+    )
+    assert status == 204, answer
     metadata = await _metadata(engine_process.base_url, instance_id)
     assert metadata["type"] == "File"
     assert metadata["valueInfo"] == {"filename": "report 2026 é.pdf", "mimeType": "application/pdf"}
@@ -215,12 +223,10 @@ async def test_raw_upload_without_filename_becomes_a_bytes_variable(
 ) -> None:
     instance_id, task_id = instance
     content = bytes(range(256)) * 10
-    async with client.post(
-        f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=content,
-        headers={"Content-Type": "application/octet-stream"},
-    ) as response:
-        assert response.status == 204
+    status, _ = await _send(
+        client, gateway_process.base_url, task_id, content, "application/octet-stream"
+    )
+    assert status == 204
     metadata = await _metadata(engine_process.base_url, instance_id)
     assert metadata["type"] == "Bytes"
     assert base64.b64decode(str(metadata["value"])) == content
@@ -238,12 +244,15 @@ async def test_raw_upload_charset_becomes_the_file_encoding(
     async def chunked() -> AsyncIterator[bytes]:
         yield text
 
-    async with client.post(
-        f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data?filename=note.txt",
-        data=chunked(),
-        headers={"Content-Type": "text/plain; charset=ISO-8859-1"},
-    ) as response:
-        assert response.status == 204
+    status, _ = await _send(
+        client,
+        gateway_process.base_url,
+        task_id,
+        chunked(),
+        "text/plain; charset=ISO-8859-1",
+        query="?filename=note.txt",
+    )
+    assert status == 204
     metadata = await _metadata(engine_process.base_url, instance_id)
     assert metadata["valueInfo"] == {
         "filename": "note.txt",
@@ -260,16 +269,12 @@ async def test_raw_upload_value_type_can_be_chosen(
     instance: tuple[str, str],
 ) -> None:
     instance_id, task_id = instance
-    async with client.post(
-        f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data"
-        "?filename=a.bin&valueType=Bytes",
-        data=b"abc",
-    ) as response:
-        assert response.status == 204
+    gateway = gateway_process.base_url
+    status, _ = await _send(
+        client, gateway, task_id, b"abc", None, query="?filename=a.bin&valueType=Bytes"
+    )
+    assert status == 204
     assert (await _metadata(engine_process.base_url, instance_id))["type"] == "Bytes"
-    async with client.post(
-        f"{gateway_process.base_url}/engine-rest/task/{task_id}/variables/doc/data?valueType=File",
-        data=b"abc",
-    ) as response:
-        assert response.status == 400
-        assert "filename" in json.loads(await response.read())["message"]
+    status, error = await _send(client, gateway, task_id, b"abc", None, query="?valueType=File")
+    assert status == 400
+    assert "filename" in error["message"]
