@@ -3,7 +3,8 @@ engine), so that the gateway is what is measured:
 
 - a 4 GiB download and a 4 GiB multipart upload (validated on the way), direct and
   through the gateway, with curl as the client;
-- 100 concurrent 40 MB downloads and uploads through the gateway (aiohttp client).
+- 100 concurrent 40 MB downloads and uploads, direct and through the gateway (aiohttp
+  client).
 
 For each: throughput (MB/s) and the gateway's RSS growth: kernel VmHWM of the gateway's pid,
 reset before the run (`echo 5 > /proc/PID/clear_refs`), minus VmRSS at idle.
@@ -114,6 +115,7 @@ def main() -> int:
             through = _single(gateway.base_url, big_file)
             single_growth = (_kib(pid, "VmHWM") - idle) / 1024
 
+            concurrent_direct = asyncio.run(_concurrent(stub_url, 100, 40_000_000))
             idle = _reset_peak(pid)
             concurrent = asyncio.run(_concurrent(gateway.base_url, 100, 40_000_000))
             concurrent_growth = (_kib(pid, "VmHWM") - idle) / 1024
@@ -126,6 +128,7 @@ def main() -> int:
         "4gib_direct": {k: round(v) for k, v in direct.items()},
         "4gib_through_gateway": {k: round(v) for k, v in through.items()},
         "4gib_gateway_rss_growth_mib": round(single_growth, 1),
+        "100x40mb_direct": {k: round(v) for k, v in concurrent_direct.items()},
         "100x40mb_through_gateway": {k: round(v) for k, v in concurrent.items()},
         "100x40mb_gateway_rss_growth_mib": round(concurrent_growth, 1),
     }
