@@ -110,9 +110,8 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     declared = request.content_length
     if config.max_upload_bytes and declared is not None and declared > config.max_upload_bytes:
         return _refuse(transfer, errors.too_large(config.max_upload_bytes), "rejected")
-    body: AsyncIterator[bytes] | None = None
-    if request.body_exists:
-        body = _counted_body(request, transfer, config)
+    incoming = _counted_body(request, transfer, config) if request.body_exists else _empty()
+    body: AsyncIterator[bytes | memoryview] | None = incoming if request.body_exists else None
     if transfer.route.kind is routes.Kind.UPLOAD:
         content_type = request.headers.get("Content-Type")
         if multipart.is_multipart_form(content_type):
@@ -123,15 +122,13 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             check = (
                 multipart.check_variable_form if transfer.route.label == "variable_data" else None
             )
-            body = _validated_body(
-                body or _empty(), multipart.FormScanner(boundary), check, transfer
-            )
+            body = _validated_body(incoming, multipart.FormScanner(boundary), check, transfer)
         elif transfer.route.label == "variable_data":
             try:
                 wrapped = _raw_upload(request, outgoing)
             except multipart.FormError as error:
                 return _refuse(transfer, errors.bad_request(str(error)), "rejected")
-            body = _wrapped_body(body or _empty(), wrapped)
+            body = _wrapped_body(incoming, wrapped)
             raw_path_qs = str(_without_gateway_parameters(request.rel_url))
     target = URL(str(config.upstream_origin) + raw_path_qs, encoded=True)
     # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload.
@@ -210,10 +207,13 @@ async def _validated_body(
     scanner: multipart.FormScanner,
     check: Callable[[list[multipart.Part]], None] | None,
     transfer: Transfer,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """The body unchanged, with the closing delimiter held back until the form is checked:
-    an invalid form is cut before its end, so the engine can never complete it."""
-    pending = bytearray()
+    an invalid form is cut before its end, so the engine can never complete it.
+
+    Only the few bytes that may start a delimiter are held; the rest of each chunk goes on
+    as a memoryview, so a large upload is not copied on its way through."""
+    held = b""  # received, not yet released to the engine
     sent = 0
     approved = False
     try:
@@ -222,25 +222,27 @@ async def _validated_body(
                 yield chunk
                 continue
             scanner.feed(chunk)
-            pending += chunk
             if scanner.closed:
                 if check is not None:
                     check(scanner.parts)
                 approved = True
-                yield bytes(pending)
-                pending.clear()
-                continue
-            release = scanner.releasable() - sent
-            if release > 0:
-                yield bytes(pending[:release])
-                del pending[:release]
-                sent += release
+                release = len(held) + len(chunk)
+            else:
+                release = scanner.releasable() - sent
+            from_held = max(0, min(release, len(held)))
+            from_chunk = max(0, release - len(held))
+            if from_held:
+                yield held[:from_held]
+            if from_chunk:
+                yield memoryview(chunk)[:from_chunk]
+            held = held[from_held:] + chunk[from_chunk:]
+            sent += from_held + from_chunk
         if not approved:
             parts = scanner.finish()
             if check is not None:
                 check(parts)
-            if pending:
-                yield bytes(pending)
+            if held:
+                yield held
     except multipart.FormError as error:
         transfer.rejection = errors.bad_request(str(error))
         raise UploadRejected from error

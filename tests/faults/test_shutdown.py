@@ -10,10 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests import processes
 from tests.faults.conftest import Stub
 from tests.faults.polling import poll_until
-from tests.processes import start_gateway, stop
+from tests.processes import Gateway, start_gateway, stop
 
 DEADLINE_SECONDS = 15
 
@@ -26,7 +25,7 @@ async def _status(client: aiohttp.ClientSession, url: str) -> int | None:
         return None
 
 
-async def _wait_for_exit(gateway: processes.Gateway) -> int:
+async def _wait_for_exit(gateway: Gateway) -> int:
     async def exited() -> bool:
         return gateway.running.process.poll() is not None
 

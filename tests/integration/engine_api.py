@@ -76,7 +76,7 @@ class Form:
         yield self._closing()
 
 
-def _head(boundary: str, first: bool, disposition: str, content_type: str) -> bytes:
+def part_head(boundary: str, first: bool, disposition: str, content_type: str) -> bytes:
     lead = "" if first else "\r\n"
     return (
         f"{lead}--{boundary}\r\nContent-Disposition: {disposition}\r\n"
@@ -96,8 +96,8 @@ def variable_form(
     disposition = 'form-data; name="data"'
     if filename is not None:
         disposition += f'; filename="{filename}"'
-    data_head = _head(boundary, True, disposition, mimetype)
-    type_head = _head(boundary, False, 'form-data; name="valueType"', "text/plain")
+    data_head = part_head(boundary, True, disposition, mimetype)
+    type_head = part_head(boundary, False, 'form-data; name="valueType"', "text/plain")
     return Form(
         boundary,
         ((data_head, content, size), (type_head, value_type.encode(), len(value_type))),
@@ -107,8 +107,8 @@ def variable_form(
 def deploy_form(bpmn: Path = BPMN) -> Form:
     boundary = "----gatewaydeploy" + uuid.uuid4().hex
     content = bpmn.read_bytes()
-    name_head = _head(boundary, True, 'form-data; name="deployment-name"', "text/plain")
-    file_head = _head(
+    name_head = part_head(boundary, True, 'form-data; name="deployment-name"', "text/plain")
+    file_head = part_head(
         boundary, False, f'form-data; name="data"; filename="{bpmn.name}"', "application/xml"
     )
     name = b"gateway-test"

@@ -114,8 +114,8 @@ async def history_detail(s: Subject, size: int, seed: int) -> str:
 
 async def deployment_resource(s: Subject, size: int, seed: int) -> str:
     boundary = "----gatewaydeploy" + uuid.uuid4().hex
-    name = engine_api._head(boundary, True, 'form-data; name="deployment-name"', "text/plain")
-    blob = engine_api._head(
+    name = engine_api.part_head(boundary, True, 'form-data; name="deployment-name"', "text/plain")
+    blob = engine_api.part_head(
         boundary, False, 'form-data; name="blob"; filename="blob.bin"', "application/octet-stream"
     )
     form = engine_api.Form(
@@ -131,9 +131,9 @@ async def deployment_resource(s: Subject, size: int, seed: int) -> str:
 
 async def task_attachment(s: Subject, size: int, seed: int) -> str:
     boundary = "----gatewayattach" + uuid.uuid4().hex
-    name = engine_api._head(boundary, True, 'form-data; name="attachment-name"', "text/plain")
-    kind = engine_api._head(boundary, False, 'form-data; name="attachment-type"', "text/plain")
-    content = engine_api._head(
+    name = engine_api.part_head(boundary, True, 'form-data; name="attachment-name"', "text/plain")
+    kind = engine_api.part_head(boundary, False, 'form-data; name="attachment-type"', "text/plain")
+    content = engine_api.part_head(
         boundary, False, 'form-data; name="content"; filename="a.bin"', "application/octet-stream"
     )
     form = engine_api.Form(
@@ -224,7 +224,7 @@ def case_deployment(gateway_process: processes.Gateway) -> None:
         boundary,
         (
             (
-                engine_api._head(
+                engine_api.part_head(
                     boundary, True, f'form-data; name="data"; filename="{CMMN.name}"', "text/xml"
                 ),
                 content,

@@ -81,9 +81,16 @@ async def _send(
         return response.status, json.loads(raw) if raw else None
 
 
-async def _set_previous(client: aiohttp.ClientSession, engine_url: str, task_id: str) -> None:
-    status, _ = await _send(client, engine_url, task_id, _form((DATA, PREVIOUS), (VT, b"File")))
+@pytest.fixture
+async def previous(
+    client: aiohttp.ClientSession, engine_process: processes.Running, instance: tuple[str, str]
+) -> tuple[str, str]:
+    """A fresh instance whose task variable `doc` already holds PREVIOUS (set directly)."""
+    _, task_id = instance
+    body = _form((DATA, PREVIOUS), (VT, b"File"))
+    status, _ = await _send(client, engine_process.base_url, task_id, body)
     assert status == 204
+    return instance
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
@@ -92,11 +99,10 @@ async def test_multipart_edge_case_gives_its_status_and_leaves_no_partial_write(
     client: aiohttp.ClientSession,
     gateway_process: processes.Gateway,
     engine_process: processes.Running,
-    instance: tuple[str, str],
+    previous: tuple[str, str],
 ) -> None:
     body, status, stored = CASES[case]
-    instance_id, task_id = instance
-    await _set_previous(client, engine_process.base_url, task_id)
+    instance_id, task_id = previous
     answer_status, error = await _send(client, gateway_process.base_url, task_id, body)
     assert answer_status == status
     if status == 400:
@@ -111,10 +117,9 @@ async def test_upload_cut_by_the_client_mid_part_leaves_the_previous_value(
     client: aiohttp.ClientSession,
     gateway_process: processes.Gateway,
     engine_process: processes.Running,
-    instance: tuple[str, str],
+    previous: tuple[str, str],
 ) -> None:
-    instance_id, task_id = instance
-    await _set_previous(client, engine_process.base_url, task_id)
+    instance_id, task_id = previous
     head = _form((DATA, b""), close=False)[: -len(b"\r\n")]
     host, port = gateway_process.base_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -153,10 +158,9 @@ async def test_declared_length_over_the_limit_gets_413_without_reaching_the_engi
     client: aiohttp.ClientSession,
     small_limit_gateway: processes.Gateway,
     engine_process: processes.Running,
-    instance: tuple[str, str],
+    previous: tuple[str, str],
 ) -> None:
-    instance_id, task_id = instance
-    await _set_previous(client, engine_process.base_url, task_id)
+    instance_id, task_id = previous
     body = _form((DATA, b"q" * 200_000), (VT, b"Bytes"))
     status, error = await _send(client, small_limit_gateway.base_url, task_id, body)
     assert status == 413
@@ -168,10 +172,9 @@ async def test_chunked_body_over_the_limit_is_cut_with_413(
     client: aiohttp.ClientSession,
     small_limit_gateway: processes.Gateway,
     engine_process: processes.Running,
-    instance: tuple[str, str],
+    previous: tuple[str, str],
 ) -> None:
-    instance_id, task_id = instance
-    await _set_previous(client, engine_process.base_url, task_id)
+    instance_id, task_id = previous
     body = _form((DATA, b"q" * 200_000), (VT, b"Bytes"))
 
     async def chunked() -> AsyncIterator[bytes]:
