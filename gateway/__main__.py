@@ -14,7 +14,8 @@ from typing import Any
 from yarl import URL
 
 from gateway.app import serve
-from gateway.config import LOG_LEVELS, Config, ConfigError
+from gateway.config import BYTES_FILENAMES, LOG_LEVELS, Config, ConfigError
+from gateway.disposition import DISPOSITION_TYPES
 
 ENV_PREFIX = "ENGINE_GATEWAY_"
 
@@ -59,6 +60,20 @@ OPTIONS = (
         "max_upload_bytes",
         int,
         "largest request body accepted (413 beyond it, counted while streaming); 0: no limit",
+    ),
+    Option(
+        "default_disposition",
+        str,
+        "how downloads are presented unless the request asks (?disposition=inline|attachment); "
+        "active content (HTML, SVG, XML, script, unknown types) is always an attachment",
+        choices=DISPOSITION_TYPES,
+    ),
+    Option(
+        "bytes_filename",
+        str,
+        "file name for a Bytes variable's download, which has none in the engine: "
+        "var (the variable's name) or none (no file name)",
+        choices=BYTES_FILENAMES,
     ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )

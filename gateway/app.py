@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from gateway import health, proxy
+from gateway import health, metadata, proxy
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, DRAINING
+from gateway.state import CLIENT, CONFIG, DRAINING, METADATA_CLIENT
 
 log = logging.getLogger("gateway")
 
@@ -29,10 +29,12 @@ READ_BUFFER_BYTES = 256 * 1024
 MAX_HEADER_LINE_BYTES = 8190
 
 
-def engine_client(config: Config) -> aiohttp.ClientSession:
+def engine_client(
+    config: Config, *, total_timeout_seconds: float | None = None
+) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=config.upstream_connections, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(
-        total=None,  # a 4 GiB download may take minutes; only silence is an error
+        total=total_timeout_seconds,  # None for transfers: 4 GiB may take minutes
         sock_connect=config.connect_timeout_seconds,
         sock_read=config.read_timeout_seconds,
     )
@@ -57,10 +59,13 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
 
     async def client_lifecycle(_: web.Application) -> AsyncIterator[None]:
         client = engine_client(config)
+        lookups = engine_client(config, total_timeout_seconds=metadata.LOOKUP_TIMEOUT_SECONDS)
         public[CLIENT] = client
+        public[METADATA_CLIENT] = lookups
         admin[CLIENT] = client
         yield
         await client.close()
+        await lookups.close()
 
     # The public app owns the client; it is cleaned up last (see serve()).
     public.cleanup_ctx.append(client_lifecycle)

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from gateway.disposition import DISPOSITION_TYPES
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
+BYTES_FILENAMES = ("var", "none")
 
 
 class ConfigError(ValueError):
@@ -26,6 +29,8 @@ class Config:
     drain_timeout_seconds: float = 30.0
     upstream_connections: int = 100
     max_upload_bytes: int = 1 << 30  # 0: no limit
+    default_disposition: str = "attachment"
+    bytes_filename: str = "var"  # a Bytes variable's download is named after the variable
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -56,6 +61,10 @@ class Config:
             )
         if self.max_upload_bytes < 0:
             raise ConfigError(f"max_upload_bytes must not be negative, got {self.max_upload_bytes}")
+        if self.default_disposition not in DISPOSITION_TYPES:
+            raise ConfigError(f"default_disposition must be one of {', '.join(DISPOSITION_TYPES)}")
+        if self.bytes_filename not in BYTES_FILENAMES:
+            raise ConfigError(f"bytes_filename must be one of {', '.join(BYTES_FILENAMES)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 

@@ -146,3 +146,48 @@ def parse_engine_disposition(value: str | None) -> EngineDisposition:
         or _MOJIBAKE.search(plain) is not None
     )
     return EngineDisposition(Quality.LOSSY if damaged else Quality.EXACT, plain)
+
+
+# Policy: how a download is presented.
+
+ATTACHMENT = "attachment"
+INLINE = "inline"
+DISPOSITION_TYPES = (ATTACHMENT, INLINE)
+
+# What a browser may show inline: media it renders without running script, given
+# `nosniff`. Everything else (HTML, SVG, XHTML, any XML, JavaScript, unknown or missing
+# types, which a browser might sniff into those) is an attachment, whatever was asked.
+_INLINE_PREFIXES = ("image/", "audio/", "video/")
+_INLINE_TYPES = frozenset({"text/plain", "text/csv", "application/pdf", "application/json"})
+
+
+def renders_safely(content_type: str | None) -> bool:
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if "xml" in media_type:  # image/svg+xml included
+        return False
+    return media_type in _INLINE_TYPES or media_type.startswith(_INLINE_PREFIXES)
+
+
+def disposition_type(requested: str | None, default: str, content_type: str | None) -> str:
+    wanted = requested or default
+    return INLINE if wanted == INLINE and renders_safely(content_type) else ATTACHMENT
+
+
+def download_headers(filename: str | None, disposition: str) -> dict[str, str]:
+    """The headers every binary download gets: its name, no sniffing, and for inline
+    content a sandbox, so even a mislabelled file cannot run script in our origin."""
+    found = {
+        "Content-Disposition": content_disposition(filename, disposition),
+        "X-Content-Type-Options": "nosniff",
+    }
+    if disposition == INLINE:
+        found["Content-Security-Policy"] = "sandbox"
+    return found
+
+
+def rebuild(value: str) -> str:
+    """Any other `Content-Disposition` from the engine (diagrams, reports), made safe with
+    its type kept: the engine writes those names raw too."""
+    kind = value.partition(";")[0].strip().lower()
+    engine = parse_engine_disposition(value)
+    return content_disposition(engine.filename, INLINE if kind == INLINE else ATTACHMENT)

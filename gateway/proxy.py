@@ -26,9 +26,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import errors, headers, multipart, routes
+from gateway import disposition, errors, headers, metadata, multipart, routes
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG
+from gateway.state import CLIENT, CONFIG, METADATA_CLIENT
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
@@ -50,12 +50,13 @@ class Transfer:
     bytes_up: int = 0
     bytes_down: int = 0
     outcome: str = "complete"
+    filename_source: str = "-"  # where a download's name came from (metadata.Naming)
     # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
     rejection: errors.GatewayError | None = None
 
     def log(self) -> None:
         access_log.info(
-            "method=%s route=%s kind=%s status=%d bytes_up=%d bytes_down=%d "
+            "method=%s route=%s kind=%s status=%d bytes_up=%d bytes_down=%d filename_source=%s "
             "duration_seconds=%.3f outcome=%s path=%s",
             self.method,
             self.route.label,
@@ -63,6 +64,7 @@ class Transfer:
             self.status,
             self.bytes_up,
             self.bytes_down,
+            self.filename_source,
             time.monotonic() - self.started,
             self.outcome,
             self.path,
@@ -97,7 +99,17 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         return _refuse(transfer, error, "rejected")
 
     # 2. The engine's request: same method, raw path and query; end-to-end headers.
+    #    A download may ask how to be presented (?disposition=): that is ours, not the engine's.
     raw_path_qs = request.rel_url.raw_path_qs
+    requested = None
+    if transfer.route.kind is routes.Kind.DOWNLOAD and DISPOSITION in request.rel_url.query:
+        requested = request.rel_url.query[DISPOSITION]
+        if requested not in disposition.DISPOSITION_TYPES:
+            error = errors.bad_request(
+                f"Query parameter {DISPOSITION} must be inline or attachment, got {requested!r}."
+            )
+            return _refuse(transfer, error, "rejected")
+        raw_path_qs = str(_without_parameters(request.rel_url, {DISPOSITION}))
     outgoing = headers.upstream_request_headers(
         request.headers,
         client_address=request.remote,
@@ -129,7 +141,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             except multipart.FormError as error:
                 return _refuse(transfer, errors.bad_request(str(error)), "rejected")
             body = _wrapped_body(incoming, wrapped)
-            raw_path_qs = str(_without_gateway_parameters(request.rel_url))
+            raw_path_qs = str(_without_parameters(request.rel_url, RAW_UPLOAD_PARAMETERS))
     target = URL(str(config.upstream_origin) + raw_path_qs, encoded=True)
     # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload.
     method = "POST" if transfer.route.kind is routes.Kind.UPLOAD else request.method
@@ -156,14 +168,22 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             return _refuse(transfer, transfer.rejection, "rejected")
         return _refuse(transfer, errors.upstream_unreachable(str(error) or type(error).__name__))
 
-    # 4. Body down: headers first, then chunks with backpressure.
+    # 4. Headers down. A binary download is named safely, from the engine's header if it is
+    #    exact, else from the engine's metadata; any other Content-Disposition is made safe.
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         response.headers.extend(headers.downstream_response_headers(upstream.headers))
+        if transfer.route.kind is routes.Kind.DOWNLOAD and upstream.status == 200:
+            response.headers.update(await _download_headers(request, transfer, upstream, requested))
+        elif "Content-Disposition" in response.headers:
+            engine_value = response.headers["Content-Disposition"]
+            response.headers["Content-Disposition"] = disposition.rebuild(engine_value)
         transfer.status = upstream.status
         await response.prepare(request)
         if request.method == "HEAD":
             return response
+
+        # 5. Body down: chunks with backpressure.
         while True:
             try:
                 chunk = await upstream.content.read(CHUNK_BYTES)
@@ -279,12 +299,41 @@ async def _wrapped_body(
     yield wrapped.tail
 
 
-GATEWAY_PARAMETERS = frozenset({"filename", "valueType"})
+# Query parameters the gateway reads and the engine never sees.
+RAW_UPLOAD_PARAMETERS = frozenset({"filename", "valueType"})
+DISPOSITION = "disposition"
 
 
-def _without_gateway_parameters(url: URL) -> URL:
-    kept = [(k, v) for k, v in url.query.items() if k not in GATEWAY_PARAMETERS]
+def _without_parameters(url: URL, names: frozenset[str] | set[str]) -> URL:
+    kept = [(k, v) for k, v in url.query.items() if k not in names]
     return url.with_query(kept) if kept else url.with_query(None)
+
+
+async def _download_headers(
+    request: web.Request,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    requested: str | None,
+) -> dict[str, str]:
+    config = request.app[CONFIG]
+    engine = disposition.parse_engine_disposition(upstream.headers.get("Content-Disposition"))
+    found = None
+    if engine.quality is not disposition.Quality.EXACT and transfer.route.lookup is not None:
+        found = await metadata.lookup(
+            request.app[METADATA_CLIENT],
+            config.upstream_origin,
+            transfer.path,
+            transfer.route,
+            metadata.credentials(request.headers),
+        )
+    naming = metadata.choose_filename(
+        engine, found, transfer.route.variable_name, name_bytes=config.bytes_filename == "var"
+    )
+    transfer.filename_source = naming.source
+    presented = disposition.disposition_type(
+        requested, config.default_disposition, upstream.headers.get("Content-Type")
+    )
+    return disposition.download_headers(naming.filename, presented)
 
 
 def _refuse(

@@ -1,4 +1,4 @@
-"""Typed keys for what the applications share: the config, the engine client, drain state."""
+"""Typed keys for what the applications share: the config, the engine clients, drain state."""
 
 from __future__ import annotations
 
@@ -11,4 +11,6 @@ from gateway.config import Config
 
 CONFIG = web.AppKey("config", Config)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
+# Its own pool: a lookup made while a download holds a connection must not wait for one.
+METADATA_CLIENT = web.AppKey("metadata_client", aiohttp.ClientSession)
 DRAINING = web.AppKey("draining", asyncio.Event)

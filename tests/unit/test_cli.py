@@ -25,6 +25,8 @@ def test_flags_set_every_field() -> None:
             "--read-timeout-seconds", "7",
             "--drain-timeout-seconds", "3",
             "--upstream-connections", "8",
+            "--default-disposition", "inline",
+            "--bytes-filename", "none",
             "--log-level", "debug",
         ],
         {},
@@ -39,6 +41,8 @@ def test_flags_set_every_field() -> None:
         read_timeout_seconds=7.0,
         drain_timeout_seconds=3.0,
         upstream_connections=8,
+        default_disposition="inline",
+        bytes_filename="none",
         log_level="debug",
     )
 
@@ -55,6 +59,8 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_DRAIN_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_UPSTREAM_CONNECTIONS",
         "ENGINE_GATEWAY_MAX_UPLOAD_BYTES",
+        "ENGINE_GATEWAY_DEFAULT_DISPOSITION",
+        "ENGINE_GATEWAY_BYTES_FILENAME",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -73,6 +79,8 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         (["--upstream", "http://127.0.0.1:8080/engine-rest"], {}),
         (["--read-timeout-seconds", "0"], {}),
         (["--log-level", "loud"], {}),
+        (["--default-disposition", "download"], {}),
+        ([], {"ENGINE_GATEWAY_BYTES_FILENAME": "name"}),
         ([], {"ENGINE_GATEWAY_PORT": "eighty"}),
         (["--port", "70000"], {}),
     ],

@@ -14,7 +14,10 @@ from gateway.disposition import (
     EngineDisposition,
     Quality,
     content_disposition,
+    disposition_type,
+    download_headers,
     parse_engine_disposition,
+    rebuild,
     sanitize,
 )
 
@@ -131,3 +134,59 @@ def test_our_own_header_is_judged_exact_with_its_name(filename: str) -> None:
     header = content_disposition(filename)
     judged = parse_engine_disposition(header)
     assert judged == EngineDisposition(Quality.EXACT, sanitize(filename))
+
+
+@pytest.mark.parametrize(
+    ("requested", "default", "content_type", "expected"),
+    [
+        (None, "attachment", "application/pdf", "attachment"),
+        (None, "inline", "application/pdf", "inline"),
+        ("inline", "attachment", "image/png", "inline"),
+        ("attachment", "inline", "image/png", "attachment"),
+        ("inline", "attachment", "text/plain;charset=UTF-8", "inline"),
+        # Active content, or what a browser could sniff into it, is never shown inline.
+        ("inline", "inline", "text/html", "attachment"),
+        ("inline", "inline", "TEXT/HTML; charset=UTF-8", "attachment"),
+        ("inline", "inline", "image/svg+xml", "attachment"),
+        ("inline", "inline", "application/xhtml+xml", "attachment"),
+        ("inline", "inline", "application/xml", "attachment"),
+        ("inline", "inline", "text/xml", "attachment"),
+        ("inline", "inline", "application/atom+xml", "attachment"),
+        ("inline", "inline", "text/javascript", "attachment"),
+        ("inline", "inline", "application/javascript", "attachment"),
+        ("inline", "inline", "application/octet-stream", "attachment"),
+        ("inline", "inline", None, "attachment"),
+        ("inline", "inline", "", "attachment"),
+    ],
+)
+def test_disposition_policy(
+    requested: str | None, default: str, content_type: str | None, expected: str
+) -> None:
+    assert disposition_type(requested, default, content_type) == expected
+
+
+def test_every_download_is_nosniff_and_inline_ones_are_sandboxed() -> None:
+    assert download_headers("a.pdf", "attachment") == {
+        "Content-Disposition": 'attachment; filename="a.pdf"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    assert download_headers("a.pdf", "inline") == {
+        "Content-Disposition": 'inline; filename="a.pdf"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
+
+
+@pytest.mark.parametrize(
+    ("engine", "expected"),
+    [
+        (
+            "attachment; filename=\"process/\xe4.png\"; filename*=UTF-8''process%2F%C3%A4.png",
+            "attachment; filename=\"a.png\"; filename*=UTF-8''%C3%A4.png",
+        ),
+        ('inline; filename="diagram.svg"', 'inline; filename="diagram.svg"'),
+        ("form-data", "attachment"),
+    ],
+)
+def test_other_engine_dispositions_are_rebuilt_with_their_type(engine: str, expected: str) -> None:
+    assert rebuild(engine) == expected

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.routes import Kind, RouteMatch, classify, escapes_api_root
+from gateway.routes import (
+    Kind,
+    ResourceLookup,
+    RouteMatch,
+    ScopeLookup,
+    api_prefix,
+    classify,
+    escapes_api_root,
+)
 
 DOWNLOADS = [
     ("/engine-rest/process-instance/p1/variables/file1/data", "variable_data"),
@@ -23,8 +31,54 @@ DOWNLOADS = [
 
 @pytest.mark.parametrize(("path", "label"), DOWNLOADS)
 def test_binary_downloads_are_recognised(path: str, label: str) -> None:
-    assert classify("GET", path) == RouteMatch(label, Kind.DOWNLOAD)
-    assert classify("HEAD", path) == RouteMatch(label, Kind.DOWNLOAD)
+    for method in ("GET", "HEAD"):
+        match = classify(method, path)
+        assert (match.label, match.kind) == (label, Kind.DOWNLOAD)
+        assert match.lookup is not None  # every download can be named from metadata
+
+
+@pytest.mark.parametrize(
+    ("path", "lookup", "scope_id", "name"),
+    [
+        (
+            "/engine-rest/process-instance/p1/variables/file1/data",
+            ScopeLookup("executionIdIn"),
+            "p1",
+            "file1",
+        ),
+        (
+            "/engine-rest/engine/tenant-a/task/t1/variables/n%C3%A4me%2Fx/data",
+            ScopeLookup("taskIdIn", inherited_from="task"),
+            "t1",
+            "näme/x",
+        ),
+        ("/engine-rest/task/t1/localVariables/v/data", ScopeLookup("taskIdIn"), "t1", "v"),
+        (
+            "/engine-rest/case-execution/c1/variables/v/data",
+            ScopeLookup("caseExecutionIdIn", inherited_from="case-execution"),
+            "c1",
+            "v",
+        ),
+        (
+            "/engine-rest/case-instance/c1/variables/v/data",
+            ScopeLookup("caseExecutionIdIn"),
+            "c1",
+            "v",
+        ),
+        ("/engine-rest/history/variable-instance/v1/data", ResourceLookup(), None, None),
+        ("/engine-rest/task/t1/attachment/a1/data", ResourceLookup(), None, None),
+    ],
+)
+def test_downloads_say_how_to_find_their_metadata(
+    path: str, lookup: object, scope_id: str | None, name: str | None
+) -> None:
+    match = classify("GET", path)
+    assert (match.lookup, match.scope_id, match.variable_name) == (lookup, scope_id, name)
+
+
+def test_api_prefix_keeps_a_named_engine() -> None:
+    assert api_prefix("/engine-rest/task/t/variables/v/data") == "/engine-rest"
+    assert api_prefix("/engine-rest/engine/a/task/t/variables/v/data") == "/engine-rest/engine/a"
 
 
 @pytest.mark.parametrize(
