@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: run test lint typecheck unit faults integration engine tools bench-memory bench-streams clean
+.PHONY: run test lint typecheck unit faults integration e2e browser engine tools bench-memory bench-streams bench-names clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -25,6 +25,10 @@ $(JAR): $(ENGINE_SOURCES)
 	@touch $@
 
 engine: $(JAR)
+
+# Debian's Chromium, for the browser tests in tests/e2e.
+browser:
+	@bash deploy/local/ensure-tools.sh chromium:chromium
 
 run: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) bash deploy/local/run.sh
@@ -45,7 +49,10 @@ faults: $(VENV)/.installed
 integration: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/integration
 
-test: $(VENV)/.installed $(JAR) lint typecheck
+e2e: $(VENV)/.installed $(JAR) browser
+	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e
+
+test: $(VENV)/.installed $(JAR) browser lint typecheck
 	ENGINE=$(ENGINE) $(PY) -m pytest -q -ra tests
 
 bench-memory: $(VENV)/.installed $(JAR)
@@ -53,6 +60,9 @@ bench-memory: $(VENV)/.installed $(JAR)
 
 bench-streams: $(VENV)/.installed
 	$(PY) bench/streams.py
+
+bench-names: $(VENV)/.installed $(JAR)
+	ENGINE=$(ENGINE) $(PY) bench/download_names.py
 
 clean:
 	rm -rf deploy/engine/target .data .mypy_cache .ruff_cache .pytest_cache

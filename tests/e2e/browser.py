@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -262,9 +263,11 @@ def launch(executable: Path = CHROMIUM, *, timeout_seconds: float = 30.0) -> Ite
         f"--remote-debugging-address={LOOPBACK}",
         "about:blank",
     ]
+    # Crash reports and caches go under XDG_*, i.e. into the user's home unless redirected.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(root / "config"), "XDG_CACHE_HOME": str(root)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
         )
     port_file = profile / "DevToolsActivePort"
 
@@ -281,4 +284,28 @@ def launch(executable: Path = CHROMIUM, *, timeout_seconds: float = 30.0) -> Ite
         yield Chromium(process, profile, f"ws://{LOOPBACK}:{int(port)}{path}")
     finally:
         stop(process, timeout_seconds=10)
+        _reap_helpers(root, timeout_seconds=10)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _helpers(root: Path) -> list[int]:
+    marker = str(root).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):  # a process may vanish while we look
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+    return pids
+
+
+def _reap_helpers(root: Path, timeout_seconds: float) -> None:
+    """Wait for the helpers (zygotes, renderers, crashpad) to follow the browser out.
+
+    They outlive it by a moment, reparented to init, and would still be writing into the
+    profile while it is removed; each names our temp dir on its command line.
+    """
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not _helpers(root), timeout_seconds=timeout_seconds, what="helpers")
+    for pid in _helpers(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ from tests.e2e import browser
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[browser.Chromium]:
-    if not browser.CHROMIUM.exists():
-        pytest.skip(f"{browser.CHROMIUM} is not installed")
+    # `make test` installs Debian's chromium; without it this fails rather than skips.
+    assert browser.CHROMIUM.exists(), f"{browser.CHROMIUM} is not installed: run `make test`"
     with browser.launch() as started:
         yield started

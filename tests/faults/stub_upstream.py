@@ -28,6 +28,8 @@ class StubState:
     received_bytes: int = 0
     request_headers: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
+    paths: list[str] = field(default_factory=list)  # every request's raw path and query
+    lookup_headers: list[dict[str, str]] = field(default_factory=list)
 
 
 STATE = web.AppKey("state", StubState)
@@ -37,6 +39,7 @@ def _state(request: web.Request) -> StubState:
     state = request.app[STATE]
     state.requests += 1
     state.request_headers = list(request.headers.items())
+    state.paths.append(request.raw_path)
     return state
 
 
@@ -123,6 +126,24 @@ async def compressed(request: web.Request) -> web.Response:
     )
 
 
+# The only credentials the stub's metadata query accepts.
+LOOKUP_AUTHORIZATION = "Basic bWV0YTpkYXRh"
+METADATA_FILENAME = "Métadonnées ✓.pdf"
+
+
+async def variable_instances(request: web.Request) -> web.Response:
+    """`GET /variable-instance` with a File row named METADATA_FILENAME; 401 without
+    LOOKUP_AUTHORIZATION; a variable named `slow` never answers."""
+    state = _state(request)
+    state.lookup_headers.append(dict(request.headers))
+    if request.headers.get("Authorization") != LOOKUP_AUTHORIZATION:
+        return web.json_response({"type": "AuthenticationException"}, status=401)
+    if request.query.get("variableName") == "slow":
+        await asyncio.Event().wait()
+    row = {"type": "File", "valueInfo": {"filename": METADATA_FILENAME}, "taskId": None}
+    return web.json_response([row])
+
+
 async def sink(request: web.Request) -> web.Response:
     """Accepts an upload at an engine path and only counts it (for benchmarks)."""
     received = 0
@@ -141,6 +162,7 @@ def build(state: StubState) -> web.Application:
     app.router.add_post("/engine-rest/upload", upload)
     app.router.add_get("/engine-rest/redirect", redirect)
     app.router.add_get("/engine-rest/compressed", compressed)
+    app.router.add_get("/engine-rest/variable-instance", variable_instances)
     # The engine's binary paths, for benchmarks that need a fast upstream.
     app.router.add_get("/engine-rest/process-instance/{id}/variables/{name}/data", stream)
     app.router.add_post("/engine-rest/task/{id}/variables/{name}/data", sink)
