@@ -14,7 +14,7 @@ from typing import Any
 from yarl import URL
 
 from gateway.app import serve
-from gateway.config import BYTES_FILENAMES, LOG_LEVELS, Config, ConfigError
+from gateway.config import BYTES_FILENAMES, LOG_LEVELS, SWITCHES, Config, ConfigError
 from gateway.disposition import DISPOSITION_TYPES
 
 ENV_PREFIX = "ENGINE_GATEWAY_"
@@ -74,6 +74,12 @@ OPTIONS = (
         "file name for a Bytes variable's download, which has none in the engine: "
         "var (the variable's name) or none (no file name)",
         choices=BYTES_FILENAMES,
+    ),
+    Option(
+        "metrics",
+        str,
+        "count requests and bytes and serve them at /metrics on the admin port",
+        choices=SWITCHES,
     ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )

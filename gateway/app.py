@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway import health, metadata, proxy
+from gateway import health, metadata, metrics, proxy
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, DRAINING, METADATA_CLIENT
+from gateway.state import CLIENT, CONFIG, DRAINING, METADATA_CLIENT, METRICS
 
 log = logging.getLogger("gateway")
 
@@ -53,9 +54,11 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     public = web.Application()
     admin = web.Application()
     draining = asyncio.Event()
+    counted = metrics.create(enabled=config.metrics == "on")
     for app in (public, admin):
         app[CONFIG] = config
         app[DRAINING] = draining
+        app[METRICS] = counted
 
     async def client_lifecycle(_: web.Application) -> AsyncIterator[None]:
         client = engine_client(config)
@@ -70,8 +73,11 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     # The public app owns the client; it is cleaned up last (see serve()).
     public.cleanup_ctx.append(client_lifecycle)
     public.router.add_route("*", "/{tail:.*}", proxy.handle)
+    admin.cleanup_ctx.append(health.watch_engine)
     admin.router.add_get("/livez", health.livez)
     admin.router.add_get("/readyz", health.readyz)
+    if counted.enabled:
+        admin.router.add_get("/metrics", make_aiohttp_handler(counted.registry))
     return public, admin
 
 

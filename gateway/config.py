@@ -11,6 +11,7 @@ from gateway.disposition import DISPOSITION_TYPES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BYTES_FILENAMES = ("var", "none")
+SWITCHES = ("on", "off")
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,7 @@ class Config:
     max_upload_bytes: int = 1 << 30  # 0: no limit
     default_disposition: str = "attachment"
     bytes_filename: str = "var"  # a Bytes variable's download is named after the variable
+    metrics: str = "on"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -65,6 +67,8 @@ class Config:
             raise ConfigError(f"default_disposition must be one of {', '.join(DISPOSITION_TYPES)}")
         if self.bytes_filename not in BYTES_FILENAMES:
             raise ConfigError(f"bytes_filename must be one of {', '.join(BYTES_FILENAMES)}")
+        if self.metrics not in SWITCHES:
+            raise ConfigError(f"metrics must be one of {', '.join(SWITCHES)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 

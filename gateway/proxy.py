@@ -26,9 +26,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import disposition, errors, headers, metadata, multipart, routes
+from gateway import disposition, errors, headers, metadata, metrics, multipart, routes
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, METADATA_CLIENT
+from gateway.state import CLIENT, CONFIG, METADATA_CLIENT, METRICS
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
@@ -40,12 +40,15 @@ access_log = logging.getLogger("gateway.access")
 
 @dataclass
 class Transfer:
-    """What one request moved, for its single log line."""
+    """What one request moved, for its log line and its metrics."""
 
     method: str
     path: str
     route: routes.RouteMatch
+    count_up: metrics.Increment  # per-chunk byte counters, labels bound once per request
+    count_down: metrics.Increment
     started: float = field(default_factory=time.monotonic)
+    first_byte: float | None = None  # when the response's headers went out
     status: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
@@ -53,6 +56,11 @@ class Transfer:
     filename_source: str = "-"  # where a download's name came from (metadata.Naming)
     # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
     rejection: errors.GatewayError | None = None
+
+    @property
+    def stream(self) -> str | None:
+        """The direction of the binary body this request streams, if any."""
+        return _STREAMS.get(self.route.kind)
 
     def log(self) -> None:
         access_log.info(
@@ -70,10 +78,39 @@ class Transfer:
             self.path,
         )
 
+    def record(self, counted: metrics.Metrics) -> None:
+        size = None
+        if self.stream is not None and self.method != "HEAD":
+            size = (self.stream, self.bytes_up if self.stream == "upload" else self.bytes_down)
+        counted.finished(
+            method=self.method,
+            route=self.route.label,
+            status=self.status,
+            outcome=self.outcome,
+            duration_seconds=time.monotonic() - self.started,
+            first_byte_seconds=None if self.first_byte is None else self.first_byte - self.started,
+            size=size,
+        )
+
+
+_STREAMS = {routes.Kind.UPLOAD: "upload", routes.Kind.DOWNLOAD: "download"}
+
 
 async def handle(request: web.Request) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
-    transfer = Transfer(request.method, raw_path, routes.classify(request.method, raw_path))
+    route = routes.classify(request.method, raw_path)
+    counted = request.app[METRICS]
+    transfer = Transfer(
+        request.method,
+        raw_path,
+        route,
+        counted.bytes_counter("upload", route.label),
+        counted.bytes_counter("download", route.label),
+    )
+    streams = None if transfer.stream is None else counted.streams.labels(transfer.stream)
+    counted.in_flight.inc()
+    if streams is not None:
+        streams.inc()
     try:
         response = await _proxy(request, transfer)
     except asyncio.CancelledError:
@@ -84,7 +121,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
         raise
     finally:
+        counted.in_flight.dec()
+        if streams is not None:
+            streams.dec()
         transfer.log()
+        transfer.record(counted)
     return response
 
 
@@ -180,6 +221,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             response.headers["Content-Disposition"] = disposition.rebuild(engine_value)
         transfer.status = upstream.status
         await response.prepare(request)
+        transfer.first_byte = time.monotonic()
         if request.method == "HEAD":
             return response
 
@@ -198,6 +240,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             # Raises ConnectionResetError when the client has gone: handled in `handle`.
             await response.write(chunk)
             transfer.bytes_down += len(chunk)
+            transfer.count_down(len(chunk))
         await response.write_eof()
     return response
 
@@ -211,6 +254,7 @@ async def _counted_body(
 ) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_chunked(CHUNK_BYTES):
         transfer.bytes_up += len(chunk)
+        transfer.count_up(len(chunk))
         if config.max_upload_bytes and transfer.bytes_up > config.max_upload_bytes:
             transfer.rejection = errors.too_large(config.max_upload_bytes)
             raise UploadRejected
@@ -337,9 +381,10 @@ async def _download_headers(
 
 
 def _refuse(
-    transfer: Transfer, error: errors.GatewayError, outcome: str = "upstream_error"
+    transfer: Transfer, error: errors.GatewayError, outcome: str = "upstream_abort"
 ) -> web.Response:
     transfer.status, transfer.outcome = error.status, outcome
+    transfer.first_byte = time.monotonic()
     return errors.error_response(error)
 
 

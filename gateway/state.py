@@ -8,9 +8,11 @@ import aiohttp
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 # Its own pool: a lookup made while a download holds a connection must not wait for one.
 METADATA_CLIENT = web.AppKey("metadata_client", aiohttp.ClientSession)
 DRAINING = web.AppKey("draining", asyncio.Event)
+METRICS = web.AppKey("metrics", Metrics)

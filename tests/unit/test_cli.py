@@ -61,6 +61,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_MAX_UPLOAD_BYTES",
         "ENGINE_GATEWAY_DEFAULT_DISPOSITION",
         "ENGINE_GATEWAY_BYTES_FILENAME",
+        "ENGINE_GATEWAY_METRICS",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 

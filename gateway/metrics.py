@@ -1,0 +1,158 @@
+"""Prometheus metrics: what moves through the gateway, counted as it moves.
+
+prometheus-client does the bookkeeping and the exposition format; this module only names
+the collectors and feeds them. Each application gets its own registry (so two gateways in
+one process, as in tests, never share counts). Labels are bounded by construction: the
+route table's label, the method (the engine's few, anything else is `other`), a status
+class and an outcome, never ids, names, paths, users or addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata as package_metadata
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+OUTCOMES = ("complete", "client_abort", "upstream_abort", "timeout", "rejected")
+DIRECTIONS = ("upload", "download")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+# Seconds: a JSON call takes milliseconds, a 4 GiB transfer minutes.
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+)  # fmt: skip
+# Bytes: 1 KiB … 4 GiB in steps of 4.
+SIZE_BUCKETS = tuple(float(1024 * 4**step) for step in range(12))
+
+Increment = Callable[[float], None]
+
+
+def _ignore(_: float) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    enabled: bool  # off: nothing is counted (to measure what counting costs)
+    registry: CollectorRegistry
+    transferred: Counter
+    requests: Counter
+    duration: Histogram
+    first_byte: Histogram
+    size: Histogram
+    in_flight: Gauge
+    streams: Gauge
+    upstream_ready: Gauge
+
+    def bytes_counter(self, direction: str, route: str) -> Increment:
+        """The per-chunk increment for one request, with its labels bound once."""
+        return self.transferred.labels(direction, route).inc if self.enabled else _ignore
+
+    def finished(
+        self,
+        *,
+        method: str,
+        route: str,
+        status: int,
+        outcome: str,
+        duration_seconds: float,
+        first_byte_seconds: float | None,
+        size: tuple[str, int] | None,
+    ) -> None:
+        if not self.enabled:
+            return
+        method = method if method in METHODS else "other"
+        self.requests.labels(method, route, status_class(status), outcome).inc()
+        self.duration.labels(method, route).observe(duration_seconds)
+        if first_byte_seconds is not None:
+            self.first_byte.labels(method, route).observe(first_byte_seconds)
+        if size is not None:
+            direction, transferred = size
+            self.size.labels(direction, route).observe(transferred)
+
+
+def status_class(status: int) -> str:
+    # 499 (client left) is ours, not the engine's: still a 4xx, like nginx counts it.
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def version() -> str:
+    try:
+        return package_metadata.version("engine-gateway")
+    except package_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def create(*, enabled: bool = True) -> Metrics:
+    registry = CollectorRegistry(auto_describe=True)
+    if enabled:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    Info("engine_gateway_build", "The gateway's version.", registry=registry).info(
+        {"version": version()}
+    )
+    return Metrics(
+        enabled=enabled,
+        registry=registry,
+        transferred=Counter(
+            "engine_gateway_transferred_bytes",
+            "Body bytes moved, counted per chunk as they move (upload: client to engine).",
+            ["direction", "route"],
+            registry=registry,
+        ),
+        requests=Counter(
+            "engine_gateway_requests",
+            "Requests finished, by how they ended.",
+            ["method", "route", "status_class", "outcome"],
+            registry=registry,
+        ),
+        duration=Histogram(
+            "engine_gateway_request_duration_seconds",
+            "From the request's arrival to its last byte sent (or its end).",
+            ["method", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        ),
+        first_byte=Histogram(
+            "engine_gateway_time_to_first_byte_seconds",
+            "From the request's arrival to the response's headers sent to the client.",
+            ["method", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        ),
+        size=Histogram(
+            "engine_gateway_transfer_size_bytes",
+            "Body size of binary uploads and downloads.",
+            ["direction", "route"],
+            buckets=SIZE_BUCKETS,
+            registry=registry,
+        ),
+        in_flight=Gauge(
+            "engine_gateway_requests_in_flight",
+            "Requests being handled.",
+            registry=registry,
+        ),
+        streams=Gauge(
+            "engine_gateway_streams_in_flight",
+            "Binary uploads and downloads being streamed.",
+            ["direction"],
+            registry=registry,
+        ),
+        upstream_ready=Gauge(
+            "engine_gateway_upstream_ready",
+            "1 when the engine answered its last readiness check, else 0.",
+            registry=registry,
+        ),
+    )
