@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: run test lint typecheck unit faults integration e2e browser engine tools bench-memory bench-streams bench-names clean
+.PHONY: run test lint typecheck unit faults integration e2e e2e-tools engine tools bench-memory bench-streams bench-names clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -26,9 +26,9 @@ $(JAR): $(ENGINE_SOURCES)
 
 engine: $(JAR)
 
-# Debian's Chromium, for the browser tests in tests/e2e.
-browser:
-	@bash deploy/local/ensure-tools.sh chromium:chromium
+# Debian's Chromium and Prometheus (with promtool), for the tests in tests/e2e.
+e2e-tools:
+	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus
 
 run: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) bash deploy/local/run.sh
@@ -49,10 +49,10 @@ faults: $(VENV)/.installed
 integration: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/integration
 
-e2e: $(VENV)/.installed $(JAR) browser
+e2e: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e
 
-test: $(VENV)/.installed $(JAR) browser lint typecheck
+test: $(VENV)/.installed $(JAR) e2e-tools lint typecheck
 	ENGINE=$(ENGINE) $(PY) -m pytest -q -ra tests
 
 bench-memory: $(VENV)/.installed $(JAR)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import processes
+from tests.integration import engine_api
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,17 @@ def gateway_process(
 ) -> Iterator[processes.Gateway]:
     with processes.gateway(tmp_path_factory.mktemp("gateway"), engine_process.base_url) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def deployment(gateway_process: processes.Gateway) -> dict[str, object]:
+    """The test process, deployed through the gateway (multipart POST /deployment/create)."""
+    form = engine_api.deploy_form()
+    deployed: dict[str, object] = engine_api.call(
+        gateway_process.base_url,
+        "POST",
+        "/deployment/create",
+        form.small_body(),
+        content_type=form.content_type,
+    )
+    return deployed

@@ -198,3 +198,40 @@ def gateway(work_dir: Path, upstream_url: str, *extra_args: str) -> Iterator[Gat
         yield started
     finally:
         stop(started.running.process)
+
+
+PROMETHEUS_RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+
+
+@contextlib.contextmanager
+def prometheus(
+    work_dir: Path, scrape_target: str, *, scrape_interval: str = "1s"
+) -> Iterator[Running]:
+    """Debian's Prometheus scraping `scrape_target` (host:port) as job `engine-gateway`,
+    with the shipped alert rules loaded; its own data dir, a free port."""
+    port = free_port()
+    config = work_dir / "prometheus.yml"
+    config.write_text(
+        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
+        f"rule_files:\n  - {PROMETHEUS_RULES}\n"
+        "scrape_configs:\n  - job_name: engine-gateway\n"
+        f"    static_configs:\n      - targets: ['{scrape_target}']\n"
+    )
+    log_path = work_dir / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={work_dir / 'prometheus-data'}",
+                f"--web.listen-address={LOOPBACK}:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    try:
+        _wait_ready(running, f"{running.base_url}/-/ready", 60, "prometheus")
+        yield running
+    finally:
+        stop(process)

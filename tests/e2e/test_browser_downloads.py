@@ -38,13 +38,11 @@ def _listing(directory: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def downloads(
-    engine_process: processes.Running, gateway_process: processes.Gateway
+    deployment: dict[str, object],
+    engine_process: processes.Running,
+    gateway_process: processes.Gateway,
 ) -> dict[str, str]:
     """File variables, one per name, stored through the gateway: name → download path."""
-    form = engine_api.deploy_form()
-    engine_api.call(
-        gateway_process.base_url, "POST", "/deployment/create", form.small_body(), form.content_type
-    )
     instance_id, _ = engine_api.start_instance(engine_process.base_url)
     paths = {}
     for index, name in enumerate(SAVED_AS):

@@ -9,20 +9,6 @@ from tests import processes
 from tests.integration import engine_api
 
 
-@pytest.fixture(scope="session")
-def deployment(gateway_process: processes.Gateway) -> dict[str, object]:
-    """The test process, deployed through the gateway (multipart POST /deployment/create)."""
-    form = engine_api.deploy_form()
-    deployed: dict[str, object] = engine_api.call(
-        gateway_process.base_url,
-        "POST",
-        "/deployment/create",
-        form.small_body(),
-        content_type=form.content_type,
-    )
-    return deployed
-
-
 @pytest.fixture
 def instance(deployment: dict[str, object], engine_process: processes.Running) -> tuple[str, str]:
     """A fresh process instance of the test process: (instance id, user task id)."""
