@@ -4,7 +4,9 @@ engine), so that the gateway is what is measured:
 - a 4 GiB download and a 4 GiB multipart upload (validated on the way), direct and
   through the gateway, with curl as the client;
 - 100 concurrent 40 MB downloads and uploads, direct and through the gateway (aiohttp
-  client).
+  client);
+- what counting costs: the 4 GiB download and upload through a gateway with `--metrics on`
+  and one with `--metrics off`, alternating, ROUNDS times each.
 
 For each: throughput (MB/s) and the gateway's RSS growth: kernel VmHWM of the gateway's pid,
 reset before the run (`echo 5 > /proc/PID/clear_refs`), minus VmRSS at idle.
@@ -31,6 +33,7 @@ from tests import processes
 
 GIB = 1 << 30
 RESULTS = Path(__file__).resolve().parent / "results"
+ROUNDS = 3
 DOWNLOAD = "/engine-rest/process-instance/p/variables/v/data?size={size}"
 UPLOAD = "/engine-rest/task/t/variables/v/data"
 
@@ -119,6 +122,13 @@ def main() -> int:
             idle = _reset_peak(pid)
             concurrent = asyncio.run(_concurrent(gateway.base_url, 100, 40_000_000))
             concurrent_growth = (_kib(pid, "VmHWM") - idle) / 1024
+
+            off = ("--max-upload-bytes", "0", "--metrics", "off")
+            with processes.gateway(work_dir, stub_url, *off) as uncounted:
+                metrics_on, metrics_off = [], []
+                for _ in range(ROUNDS):
+                    metrics_on.append(_single(gateway.base_url, big_file))
+                    metrics_off.append(_single(uncounted.base_url, big_file))
     finally:
         processes.stop(stub)
         big_file.unlink()
@@ -131,6 +141,8 @@ def main() -> int:
         "100x40mb_direct": {k: round(v) for k, v in concurrent_direct.items()},
         "100x40mb_through_gateway": {k: round(v) for k, v in concurrent.items()},
         "100x40mb_gateway_rss_growth_mib": round(concurrent_growth, 1),
+        "4gib_metrics_on": [{k: round(v) for k, v in run.items()} for run in metrics_on],
+        "4gib_metrics_off": [{k: round(v) for k, v in run.items()} for run in metrics_off],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "streams.json").write_text(json.dumps(result, indent=2) + "\n")
