@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: run test lint typecheck unit faults integration e2e e2e-tools engine tools bench-memory bench-streams bench-names clean
+.PHONY: run test lint typecheck unit faults integration e2e e2e-tools engine tools bench-memory bench-streams bench-names bench-chart clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -60,6 +60,9 @@ bench-memory: $(VENV)/.installed $(JAR)
 
 bench-streams: $(VENV)/.installed
 	$(PY) bench/streams.py
+
+bench-chart: $(VENV)/.installed e2e-tools
+	$(PY) bench/throughput_chart.py
 
 bench-names: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/download_names.py
