@@ -101,17 +101,11 @@ def main() -> int:
     big_file = work_dir / "4gib.bin"
     with big_file.open("wb") as sparse:
         sparse.truncate(4 * GIB)
-    port = processes.free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "tests.faults.stub_upstream", str(port)],
-                            cwd=processes.ROOT)  # fmt: skip
-    stub_url = f"http://{processes.LOOPBACK}:{port}"
     try:
-        processes.wait_until(
-            lambda: processes.http_status(stub_url + "/engine-rest/engine") == 200,
-            timeout_seconds=30,
-            what="stub upstream",
-        )
-        with processes.gateway(work_dir, stub_url, "--max-upload-bytes", "0") as gateway:
+        with (
+            processes.stub_upstream() as stub_url,
+            processes.gateway(work_dir, stub_url, "--max-upload-bytes", "0") as gateway,
+        ):
             pid = gateway.running.pid
             direct = _single(stub_url, big_file)
             idle = _reset_peak(pid)
@@ -130,7 +124,6 @@ def main() -> int:
                     metrics_on.append(_single(gateway.base_url, big_file))
                     metrics_off.append(_single(uncounted.base_url, big_file))
     finally:
-        processes.stop(stub)
         big_file.unlink()
     result = {
         "upstream": "stub upstream (aiohttp), not an engine",

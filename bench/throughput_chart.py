@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,30 +72,27 @@ def _range(prometheus: str, start: float, end: float) -> dict[str, list[tuple[fl
     }
 
 
+def _stopped(prometheus: str) -> bool:
+    query = urlencode({"query": QUERY})
+    with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}") as answer:  # noqa: S310
+        result = json.loads(answer.read())["data"]["result"]
+    return bool(result) and all(float(series["value"][1]) == 0 for series in result)
+
+
 def main() -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-chart-"))
-    port = processes.free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "tests.faults.stub_upstream", str(port)],
-                            cwd=processes.ROOT)  # fmt: skip
-    stub_url = f"http://{processes.LOOPBACK}:{port}"
-    try:
+    with (
+        processes.stub_upstream() as stub_url,
+        processes.gateway(work_dir, stub_url, "--max-upload-bytes", "0") as gateway,
+        processes.prometheus(work_dir, gateway.admin_url.removeprefix("http://")) as prometheus,
+    ):
+        start = time.time()
+        asyncio.run(_run(gateway.base_url))
+        # Until Prometheus has seen the bytes stop, so the curve comes back down to zero.
         processes.wait_until(
-            lambda: processes.http_status(stub_url + "/engine-rest/engine") == 200,
-            timeout_seconds=30,
-            what="stub upstream",
+            lambda: _stopped(prometheus.base_url), timeout_seconds=30, what="the last scrapes"
         )
-        with processes.gateway(work_dir, stub_url, "--max-upload-bytes", "0") as gateway:
-            target = gateway.admin_url.removeprefix("http://")
-            with processes.prometheus(work_dir, target) as prometheus:
-                start = time.time()
-                asyncio.run(_run(gateway.base_url))
-                end = time.time() + 6  # the last scrapes after the transfers ended
-                processes.wait_until(
-                    lambda: time.time() > end, timeout_seconds=30, what="last scrapes"
-                )
-                series = _range(prometheus.base_url, start - 5, end)
-    finally:
-        processes.stop(stub)
+        series = _range(prometheus.base_url, start - 5, time.time() + 2)
     figure, axes = plt.subplots(figsize=(9, 3.6), dpi=110)
     for direction, points in sorted(series.items()):
         axes.plot([t - start for t, _ in points], [v / 1e6 for _, v in points], label=direction)

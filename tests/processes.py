@@ -235,3 +235,23 @@ def prometheus(
         yield running
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def stub_upstream() -> Iterator[str]:
+    """The STUB UPSTREAM (tests/faults/stub_upstream.py, not an engine) in its own process,
+    for benchmarks that need a fast upstream; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.stub_upstream", str(port)], cwd=ROOT
+    )
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_until(
+            lambda: http_status(url + "/engine-rest/engine") == 200,
+            timeout_seconds=30,
+            what="stub upstream",
+        )
+        yield url
+    finally:
+        stop(process)

@@ -259,9 +259,9 @@ async def test_attachments_and_deployment_resources_are_named_from_their_metadat
     deployed = _deploy_text(gateway_process.base_url, "Прочти меня ✓.txt")
     [row] = engine_api.call(engine_process.base_url, "GET", f"/deployment/{deployed}/resources")
     path = f"/engine-rest/deployment/{deployed}/resources/{row['id']}/data"
-    direct = await _get_any(client, engine_process.base_url + path)
+    direct = await _get(client, engine_process.base_url + path)
     assert "Content-Disposition" not in direct.headers
-    named = await _get_any(client, gateway_process.base_url + path)
+    named = await _get(client, gateway_process.base_url + path)
     assert named.headers["Content-Disposition"] == (
         "attachment; filename=\"______ ____ _.txt\"; filename*=UTF-8''"
         "%D0%9F%D1%80%D0%BE%D1%87%D1%82%D0%B8%20%D0%BC%D0%B5%D0%BD%D1%8F%20%E2%9C%93.txt"
@@ -281,10 +281,3 @@ def _deploy_text(base_url: str, filename: str) -> str:
         base_url, "POST", "/deployment/create", form.small_body(), form.content_type
     )
     return str(deployed["id"])
-
-
-async def _get_any(client: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
-    async with client.get(url) as response:
-        assert response.status == 200, await response.text()
-        await response.read()
-        return response
