@@ -26,9 +26,9 @@ $(JAR): $(ENGINE_SOURCES)
 
 engine: $(JAR)
 
-# Debian's Chromium and Prometheus (with promtool), for the tests in tests/e2e.
+# Debian's Chromium, Prometheus (with promtool) and nginx, for the tests in tests/e2e.
 e2e-tools:
-	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus
+	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus nginx:nginx
 
 run: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) bash deploy/local/run.sh

@@ -1,9 +1,14 @@
 """The two aiohttp applications (public API, admin), the engine client, and their lifecycle.
 
 Shutdown on SIGTERM or SIGINT is a drain: readiness turns 503 first, then the public port
-stops listening, in-flight requests get up to `drain_timeout_seconds` to finish, and the
-process exits 0. The admin port stays up until the public drain is over, so probes and
-scrapes see the drain happen.
+stops listening and idle keep-alive connections close, in-flight requests get up to
+`drain_timeout_seconds` to finish (each connection closes after its last answer), what is
+still running then is cut (counted as `drain_abort`), and the process exits 0. The admin
+port stays up until the public drain is over, so probes and scrapes see the drain happen.
+
+The waiting is done here rather than by aiohttp's runner shutdown, because that marks every
+connection closing at once and from then on discards the bytes that arrive on it: an upload
+still streaming would be starved instead of finishing.
 """
 
 from __future__ import annotations
@@ -11,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import health, metadata, metrics, proxy
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, DRAINING, METADATA_CLIENT, METRICS
+from gateway.state import CLIENT, CONFIG, CUTTING, DRAINING, METADATA_CLIENT, METRICS
 
 log = logging.getLogger("gateway")
 
@@ -28,6 +34,50 @@ log = logging.getLogger("gateway")
 READ_BUFFER_BYTES = 256 * 1024
 # The engine's Tomcat accepts 8 KiB of request headers by default; so do we.
 MAX_HEADER_LINE_BYTES = 8190
+# After the drain timeout: how long aiohttp may take to cancel what is still running.
+CUT_SECONDS = 0.5
+
+
+@dataclass
+class InFlight:
+    """Which connections have a request being handled, so a drain can wait for them and
+    close the others."""
+
+    busy: dict[RequestHandler, int] = field(default_factory=dict)
+    quiet: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.quiet.set()
+
+    def started(self, connection: RequestHandler) -> None:
+        self.busy[connection] = self.busy.get(connection, 0) + 1
+        self.quiet.clear()
+
+    def finished(self, connection: RequestHandler) -> None:
+        if self.busy[connection] == 1:
+            del self.busy[connection]
+        else:
+            self.busy[connection] -= 1
+        if not self.busy:
+            self.quiet.set()
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def track_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.started(request.protocol)
+    try:
+        return await handler(request)
+    finally:
+        in_flight.finished(request.protocol)
+        if request.app[DRAINING].is_set():
+            # No more requests on this connection: it closes once this answer is out.
+            request.protocol.close()
 
 
 def engine_client(
@@ -51,7 +101,9 @@ def engine_client(
 
 def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     """The public application (proxied /engine-rest) and the admin application."""
-    public = web.Application()
+    public = web.Application(middlewares=[track_in_flight])
+    public[IN_FLIGHT] = InFlight()
+    public[CUTTING] = asyncio.Event()
     admin = web.Application()
     draining = asyncio.Event()
     counted = metrics.create(enabled=config.metrics == "on")
@@ -89,7 +141,7 @@ def public_runner(app: web.Application, config: Config) -> web.AppRunner:
         auto_decompress=False,
         read_bufsize=READ_BUFFER_BYTES,
         max_field_size=MAX_HEADER_LINE_BYTES,
-        shutdown_timeout=config.drain_timeout_seconds,
+        shutdown_timeout=CUT_SECONDS,  # drain() has waited for in-flight requests already
     )
 
 
@@ -120,9 +172,23 @@ async def start(config: Config) -> Servers:
 
 
 async def drain(servers: Servers) -> None:
-    servers.public.app[DRAINING].set()
-    log.info("draining for up to %.1f s", servers.public.app[CONFIG].drain_timeout_seconds)
-    await servers.public.cleanup()  # stops listening, waits for in-flight requests, closes client
+    public = servers.public.app
+    public[DRAINING].set()
+    timeout = public[CONFIG].drain_timeout_seconds
+    for site in servers.public.sites:
+        await site.stop()  # new connections are refused from here on
+    in_flight = public[IN_FLIGHT]
+    if servers.public.server is not None:
+        for connection in servers.public.server.connections:
+            if connection not in in_flight.busy:
+                connection.force_close()  # idle keep-alive: no new request may start on it
+    log.info("draining %d requests for up to %.1f s", len(in_flight.busy), timeout)
+    try:
+        await asyncio.wait_for(in_flight.quiet.wait(), timeout)
+    except TimeoutError:
+        log.warning("drain timeout: cutting %d requests still running", len(in_flight.busy))
+    public[CUTTING].set()
+    await servers.public.cleanup()  # cancels what still runs, closes the engine client
     await servers.admin.cleanup()
     log.info("stopped")
 

@@ -42,6 +42,14 @@ def too_large(limit_bytes: int) -> GatewayError:
     )
 
 
+def shutting_down() -> GatewayError:
+    return GatewayError(
+        503,
+        "ServiceUnavailableException",
+        "The gateway is shutting down and cut this request; the engine stored nothing of it.",
+    )
+
+
 def bad_request(message: str) -> GatewayError:
     return GatewayError(400, "InvalidRequestException", message)
 

@@ -24,7 +24,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-OUTCOMES = ("complete", "client_abort", "upstream_abort", "timeout", "rejected")
+OUTCOMES = ("complete", "client_abort", "upstream_abort", "timeout", "rejected", "drain_abort")
 DIRECTIONS = ("upload", "download")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 

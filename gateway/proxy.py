@@ -10,7 +10,8 @@ Failure rules (DESIGN.md invariants):
 - the engine's body breaks off → the client's connection is aborted, so a short body can
   never look complete (no final chunk, or fewer bytes than Content-Length);
 - the client goes away → aiohttp cancels this handler (handler_cancellation), which closes
-  the engine connection mid-request, so a half-sent upload is never committed; logged 499.
+  the engine connection mid-request, so a half-sent upload is never committed; logged 499;
+- the drain timeout runs out (app.py) → the same cancellation, counted as `drain_abort`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from yarl import URL
 
 from gateway import disposition, errors, headers, metadata, metrics, multipart, routes
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, METADATA_CLIENT, METRICS
+from gateway.state import CLIENT, CONFIG, CUTTING, METADATA_CLIENT, METRICS
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
@@ -114,7 +115,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         response = await _proxy(request, transfer)
     except asyncio.CancelledError:
-        transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
+        if request.app[CUTTING].is_set():
+            # Still running when the drain timeout ran out: cut by the shutdown, and the
+            # client's connection closes without a clean end, as for an engine that dies.
+            transfer.outcome = "drain_abort"
+            transfer.status = transfer.status or errors.shutting_down().status
+        else:
+            transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
         raise
     except ConnectionResetError:
         # The client went away while we wrote to it.
@@ -203,6 +210,10 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             transfer, errors.upstream_timeout(str(error) or type(error).__name__), "timeout"
         )
     except aiohttp.ClientError as error:
+        if request.app[CUTTING].is_set():
+            # The drain timeout ran out while the body streamed: aiohttp ends the body, the
+            # engine gets an incomplete request and writes nothing.
+            return _refuse(transfer, errors.shutting_down(), "drain_abort")
         if transfer.rejection is not None:
             # We cut the upload (invalid form, too large): the engine got an incomplete
             # body and writes nothing; the client learns why.

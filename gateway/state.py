@@ -15,4 +15,6 @@ CLIENT = web.AppKey("client", aiohttp.ClientSession)
 # Its own pool: a lookup made while a download holds a connection must not wait for one.
 METADATA_CLIENT = web.AppKey("metadata_client", aiohttp.ClientSession)
 DRAINING = web.AppKey("draining", asyncio.Event)
+# Set when the drain timeout has run out: a request cancelled from then on was cut by it.
+CUTTING = web.AppKey("cutting", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)

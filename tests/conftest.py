@@ -12,6 +12,9 @@ import pytest
 from tests import processes
 from tests.integration import engine_api
 
+# The in-process stub upstream and gateway fixtures, for tests/faults and tests/e2e.
+pytest_plugins = ["tests.inprocess"]
+
 
 @pytest.fixture(scope="session")
 def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.Running]:

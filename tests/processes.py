@@ -79,11 +79,23 @@ def stop(process: subprocess.Popen[bytes], timeout_seconds: float = 30.0) -> int
     return process.wait()
 
 
-def _wait_ready(running: Running, probe_url: str, timeout_seconds: float, what: str) -> None:
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_ready(
+    running: Running, probe: str | Callable[[], bool], timeout_seconds: float, what: str
+) -> None:
+    """Until `probe` (a URL answering 200, or a condition) holds, or the process dies."""
+
     def ready() -> bool:
         if running.process.poll() is not None:
             raise RuntimeError(f"{what} exited early:\n{running.log_tail()}")
-        return http_status(probe_url) == 200
+        return probe() if callable(probe) else http_status(probe) == 200
 
     try:
         wait_until(ready, timeout_seconds=timeout_seconds, what=what, poll_seconds=0.25)
@@ -148,6 +160,10 @@ def engine(work_dir: Path, name: str | None = None) -> Iterator[Running]:
         stop(process)
 
 
+# The console script, as the container image runs it (Dockerfile: ENTRYPOINT).
+GATEWAY_COMMAND = Path(sys.executable).parent / "engine-gateway"
+
+
 @dataclass(frozen=True)
 class Gateway:
     running: Running
@@ -166,9 +182,7 @@ def start_gateway(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "gateway",
+                str(GATEWAY_COMMAND),
                 "--upstream",
                 upstream_url,
                 "--host",
@@ -198,6 +212,100 @@ def gateway(work_dir: Path, upstream_url: str, *extra_args: str) -> Iterator[Gat
         yield started
     finally:
         stop(started.running.process)
+
+
+NGINX_CONFIG = ROOT / "deploy" / "nginx" / "engine-gateway.conf"
+NGINX_TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+@dataclass(frozen=True)
+class Nginx:
+    running: Running
+    prefix: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.running.base_url
+
+    @property
+    def temp_dir(self) -> Path:
+        """Where nginx would spool request and response bodies (it must not)."""
+        return self.prefix / "temp"
+
+    def spooled_files(self) -> list[str]:
+        """Temp files nginx holds open, deleted or not: nginx unlinks a spool file as soon as
+        it creates it, so an empty directory alone proves nothing."""
+        held = []
+        for pid in [self.running.pid, *_children(self.running.pid)]:
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(fd)
+                        if target.startswith(str(self.temp_dir)):
+                            held.append(target)
+        return held
+
+
+def _children(pid: int) -> list[int]:
+    path = Path("/proc") / str(pid) / "task" / str(pid) / "children"
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def nginx_site(gateway_address: str, port: int, config: Path = NGINX_CONFIG) -> str:
+    """The shipped site config with only its two addresses changed: its own `listen` and
+    the gateway's address in the upstream block."""
+    text = config.read_text()
+    rendered = text.replace("    listen 8080;", f"    listen {LOOPBACK}:{port};")
+    rendered = rendered.replace("    server 127.0.0.1:8000;", f"    server {gateway_address};")
+    assert rendered.count(f"{LOOPBACK}:{port};") == 1, "listen line not found in the config"
+    assert rendered.count(f"server {gateway_address};") == 1, "upstream server not found"
+    return rendered
+
+
+@contextlib.contextmanager
+def nginx(
+    work_dir: Path, gateway_address: str, *, site: Callable[[str, int], str] = nginx_site
+) -> Iterator[Nginx]:
+    """Debian's nginx in front of `gateway_address` (host:port) with the shipped site config
+    (or the one `site` renders for the gateway's address and nginx's port), in its own
+    prefix directory on a free port."""
+    port = free_port()
+    prefix = work_dir / "nginx"
+    temp = prefix / "temp"
+    for name in NGINX_TEMP_DIRS:
+        (temp / name).mkdir(parents=True, exist_ok=True)
+    (prefix / "site.conf").write_text(site(gateway_address, port))
+    temp_paths = "".join(f"    {name}_temp_path {temp / name};\n" for name in NGINX_TEMP_DIRS)
+    # As root, workers would run as `nobody` and could not use temp dirs under a private
+    # tmp_path; running them as the same user keeps spooling possible, so tests can see it.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\n"
+        f"error_log {prefix / 'error.log'} info;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n"
+        "    include /etc/nginx/mime.types;\n"
+        "    default_type application/octet-stream;\n"
+        f"    access_log {prefix / 'access.log'};\n"
+        f"{temp_paths}"
+        f"    include {prefix / 'site.conf'};\n"
+        "}\n"
+    )
+    log_path = prefix / "stderr.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    try:
+        # Listening is enough: a probe through nginx would need the gateway, which may
+        # live in this very thread's event loop (tests/inprocess.py).
+        _wait_ready(running, lambda: accepts_connections(port), 30, "nginx")
+        yield Nginx(running, prefix)
+    finally:
+        stop(process)
 
 
 PROMETHEUS_RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"

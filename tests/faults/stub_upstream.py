@@ -26,6 +26,7 @@ class StubState:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str = ""
     received_bytes: int = 0
+    sent_bytes: int = 0  # of the current /stream response, as written to the socket
     request_headers: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
     paths: list[str] = field(default_factory=list)  # every request's raw path and query
@@ -71,6 +72,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             piece = CHUNK[: min(len(CHUNK), size - sent)]
             await response.write(piece)
             sent += len(piece)
+            state.sent_bytes = sent
             if sent == die_after and request.transport is not None:
                 request.transport.abort()
                 state.outcome = "died"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from tests.faults.conftest import GatewayFactory, Stub
+from tests.inprocess import GatewayFactory, Stub
 
 DEADLINE_SECONDS = 10
 MIB = 1 << 20

@@ -9,7 +9,7 @@ import pytest
 
 from gateway import metadata
 from tests.faults import stub_upstream
-from tests.faults.conftest import GatewayFactory, Stub
+from tests.inprocess import GatewayFactory, Stub
 
 DOWNLOAD = "/engine-rest/process-instance/p1/variables/{name}/data?size=1000"
 FROM_METADATA = (

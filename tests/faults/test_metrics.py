@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
+from gateway import app as gateway_app
 from gateway.state import METRICS
-from tests.faults.conftest import GatewayFactory, InProcessGateway, Stub
 from tests.faults.polling import poll_until
+from tests.inprocess import GatewayFactory, InProcessGateway, Stub, start_gateway
 
 DEADLINE_SECONDS = 10
 MIB = 1 << 20
@@ -200,3 +201,16 @@ def _async(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return condition()
 
     return check
+
+
+async def test_a_download_cut_by_the_drain_timeout_is_counted_as_drain_abort(
+    stub: Stub, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start_gateway(stub.url, drain_timeout_seconds=0.5)
+    async with client.get(gateway.url + DOWNLOAD, params={"size": 8 * MIB, "gate": ""}) as got:
+        await got.content.readexactly(65536)
+        await gateway_app.drain(gateway.servers)  # the stub still holds the rest
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await got.read()
+    assert finished(gateway, "drain_abort", "2xx", "GET") == 1
+    assert finished(gateway, "client_abort", "4xx", "GET") == 0

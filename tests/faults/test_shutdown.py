@@ -10,8 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.faults.conftest import Stub
+from gateway import app as gateway_app
+from tests import inprocess
 from tests.faults.polling import poll_until
+from tests.inprocess import Stub
 from tests.processes import Gateway, start_gateway, stop
 
 DEADLINE_SECONDS = 15
@@ -73,3 +75,44 @@ async def test_requests_still_running_at_the_drain_timeout_are_cut_not_completed
         assert await _wait_for_exit(gateway) == 0
     finally:
         stop(gateway.running.process)
+
+
+async def test_a_drain_closes_idle_keep_alive_connections_and_waits_for_busy_ones(
+    stub: Stub,
+) -> None:
+    gateway = await inprocess.start_gateway(stub.url, drain_timeout_seconds=DEADLINE_SECONDS)
+    # One connection each, so the idle one is a kept-alive connection, not a new one.
+    idle = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+    busy = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+    try:
+        async with idle.get(gateway.url + "/engine-rest/headers") as response:
+            assert response.status == 200
+            await response.read()
+        query = {"size": str(1 << 20), "gate": "1"}
+        async with busy.get(gateway.url + "/engine-rest/stream", params=query) as download:
+            await asyncio.wait_for(download.content.readexactly(65536), DEADLINE_SECONDS)
+            drained = asyncio.create_task(gateway_app.drain(gateway.servers))
+
+            async def idle_closed() -> bool:
+                return await _status(idle, gateway.url + "/engine-rest/headers") is None
+
+            await poll_until(idle_closed, timeout_seconds=DEADLINE_SECONDS, what="idle closed")
+            assert not drained.done()
+            stub.state.release.set()
+            rest = await asyncio.wait_for(download.read(), DEADLINE_SECONDS)
+        assert 65536 + len(rest) == 1 << 20
+        await asyncio.wait_for(drained, DEADLINE_SECONDS)
+    finally:
+        await idle.close()
+        await busy.close()
+
+
+async def test_a_drain_timeout_of_0_cuts_at_once(stub: Stub) -> None:
+    gateway = await inprocess.start_gateway(stub.url, drain_timeout_seconds=0)
+    async with aiohttp.ClientSession() as client:
+        query = {"size": str(1 << 20), "gate": "1"}
+        async with client.get(gateway.url + "/engine-rest/stream", params=query) as download:
+            await asyncio.wait_for(download.content.readexactly(65536), DEADLINE_SECONDS)
+            await asyncio.wait_for(gateway_app.drain(gateway.servers), DEADLINE_SECONDS)
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await download.read()

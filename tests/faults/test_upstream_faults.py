@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.faults.conftest import GatewayFactory, Stub
+from tests.inprocess import GatewayFactory, Stub
 from tests.processes import LOOPBACK, free_port
 
 DEADLINE_SECONDS = 10
