@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: run test lint typecheck unit faults integration e2e e2e-tools engine tools bench-memory bench-streams bench-names bench-chart clean
+.PHONY: run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-chart clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -29,6 +29,10 @@ engine: $(JAR)
 # Debian's Chromium, Prometheus (with promtool) and nginx, for the tests in tests/e2e.
 e2e-tools:
 	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus nginx:nginx
+
+# kustomize and the prometheus-operator's CRDs, for the tests in tests/deploy.
+k8s-tools:
+	@bash deploy/local/ensure-k8s-tools.sh
 
 run: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) bash deploy/local/run.sh
@@ -52,7 +56,10 @@ integration: $(VENV)/.installed $(JAR)
 e2e: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e
 
-test: $(VENV)/.installed $(JAR) e2e-tools lint typecheck
+deploy-check: $(VENV)/.installed k8s-tools
+	$(PY) -m pytest -q tests/deploy
+
+test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools lint typecheck
 	ENGINE=$(ENGINE) $(PY) -m pytest -q -ra tests
 
 bench-memory: $(VENV)/.installed $(JAR)
@@ -68,4 +75,4 @@ bench-names: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/download_names.py
 
 clean:
-	rm -rf deploy/engine/target .data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf deploy/engine/target .data .tools .mypy_cache .ruff_cache .pytest_cache

@@ -108,7 +108,7 @@ def main() -> int:
         ):
             pid = gateway.running.pid
             direct = _single(stub_url, big_file)
-            idle = _reset_peak(pid)
+            idle = first_idle = _reset_peak(pid)
             through = _single(gateway.base_url, big_file)
             single_growth = (_kib(pid, "VmHWM") - idle) / 1024
 
@@ -128,6 +128,7 @@ def main() -> int:
     result = {
         "upstream": "stub upstream (aiohttp), not an engine",
         "machine": f"{os.cpu_count()} cores",
+        "gateway_idle_rss_mib": round(first_idle / 1024, 1),
         "4gib_direct": {k: round(v) for k, v in direct.items()},
         "4gib_through_gateway": {k: round(v) for k, v in through.items()},
         "4gib_gateway_rss_growth_mib": round(single_growth, 1),

@@ -1,0 +1,311 @@
+"""deploy/k8s rendered by kustomize, every object validated strictly against Kubernetes'
+schemas (1.29, the first with native sidecars, and the newest kubernetes-validate ships),
+the prometheus-operator's objects against their CRDs' schemas, and the wiring between the
+objects checked: what each Service, probe, ServiceMonitor and budget points at exists."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from gateway.__main__ import parse_config
+from tests import processes
+
+K8S = processes.ROOT / "deploy" / "k8s"
+TOOLS = processes.ROOT / ".tools"
+KUSTOMIZATIONS = {"base": K8S / "base", "standalone": K8S / "overlays" / "standalone"}
+VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
+OPERATOR_GROUP = "monitoring.coreos.com/v1"
+GATEWAY_IMAGE = "engine-gateway"
+
+Obj = dict[str, Any]
+
+
+@functools.cache
+def render(name: str) -> tuple[Obj, ...]:
+    kustomize = TOOLS / "bin" / "kustomize"
+    assert kustomize.exists(), "kustomize is missing: `make test` (or `make k8s-tools`)"
+    built = subprocess.run(
+        [str(kustomize), "build", str(KUSTOMIZATIONS[name])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return tuple(doc for doc in yaml.safe_load_all(built.stdout) if doc)
+
+
+def find(objects: tuple[Obj, ...], kind: str, name: str | None = None) -> list[Obj]:
+    return [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def the(objects: tuple[Obj, ...], kind: str, name: str) -> Obj:
+    (found,) = find(objects, kind, name)
+    return found
+
+
+def containers(pod_spec: Obj) -> Iterator[Obj]:
+    yield from pod_spec.get("initContainers", [])
+    yield from pod_spec["containers"]
+
+
+def env_of(container: Obj) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("env", [])}
+
+
+def workloads(objects: tuple[Obj, ...]) -> list[Obj]:
+    return find(objects, "Deployment")
+
+
+def gateway_container(objects: tuple[Obj, ...]) -> Obj:
+    (found,) = [
+        c
+        for d in workloads(objects)
+        for c in containers(d["spec"]["template"]["spec"])
+        if c["image"].split(":")[0] == GATEWAY_IMAGE
+    ]
+    return found
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# --- schemas ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_every_object_validates_strictly_against_kubernetes(name: str, version: str) -> None:
+    checked = 0
+    for obj in render(name):
+        if obj["apiVersion"] == OPERATOR_GROUP:
+            continue  # a CRD's object: test_operator_objects_validate_against_their_crds
+        kubernetes_validate.validate(obj, version, strict=True)
+        checked += 1
+    assert checked >= 5
+
+
+def test_strict_validation_catches_a_misspelt_field() -> None:
+    deployment = copy.deepcopy(the(render("base"), "Deployment", "engine"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, VERSIONS[0], strict=True)
+
+
+def _strict(schema: Any) -> Any:
+    """The CRD's schema as the API server applies it with strict field validation: a field
+    it does not declare is an error, unless the schema keeps unknown fields."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    if isinstance(strict.get("pattern"), str) and "(?i)" in strict["pattern"]:
+        # Go's regexp takes flags anywhere; Python's only at the start.
+        strict["pattern"] = "(?i)" + strict["pattern"].replace("(?i)", "")
+    if strict.pop("x-kubernetes-int-or-string", False):
+        strict.pop("type", None)
+        strict["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if (
+        "properties" in strict
+        and "additionalProperties" not in strict
+        and not strict.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        strict["additionalProperties"] = False
+    return strict
+
+
+@functools.cache
+def crd_schema(kind: str) -> Any:
+    plural = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}[kind]
+    found = sorted((TOOLS / "crds").glob(f"*/monitoring.coreos.com_{plural}.yaml"))
+    assert found, "the prometheus-operator CRDs are missing: `make test` (or `make k8s-tools`)"
+    crd = yaml.safe_load(found[-1].read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema = _strict(version["schema"]["openAPIV3Schema"])
+    # The API server checks metadata itself; the CRD's schema leaves it open.
+    schema["properties"]["metadata"] = {"type": "object"}
+    return schema
+
+
+def _validate_operator_object(obj: Obj) -> None:
+    jsonschema.validate(obj, crd_schema(obj["kind"]), cls=jsonschema.Draft7Validator)
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_operator_objects_validate_against_their_crds(name: str) -> None:
+    kinds = []
+    for obj in render(name):
+        if obj["apiVersion"] == OPERATOR_GROUP:
+            _validate_operator_object(obj)
+            kinds.append(obj["kind"])
+    assert sorted(kinds) == ["PrometheusRule", "ServiceMonitor"]
+
+
+def test_crd_validation_catches_a_misspelt_field() -> None:
+    monitor = copy.deepcopy(the(render("base"), "ServiceMonitor", "engine-gateway"))
+    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate_operator_object(monitor)
+
+
+# --- wiring ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_every_service_reaches_a_named_port_of_the_pods_it_selects(name: str) -> None:
+    objects = render(name)
+    for service in find(objects, "Service"):
+        pods = [
+            d["spec"]["template"]
+            for d in workloads(objects)
+            if selects(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert pods, f"Service {service['metadata']['name']} selects no pods"
+        for port in service["spec"]["ports"]:
+            for pod in pods:
+                names = {p["name"] for c in containers(pod["spec"]) for p in c.get("ports", [])}
+                assert port["targetPort"] in names, (service["metadata"]["name"], names)
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_gateway_is_probed_on_its_admin_port_never_on_the_engine(name: str) -> None:
+    gateway = gateway_container(render(name))
+    assert gateway["startupProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+    config = parse_config([], env_of(gateway))
+    assert ports == {"http": config.port, "metrics": config.admin_port}
+
+
+def test_the_base_runs_the_gateway_as_a_native_sidecar_before_a_loopback_engine() -> None:
+    objects = render("base")
+    pod = the(objects, "Deployment", "engine")["spec"]["template"]
+    (sidecar,) = pod["spec"]["initContainers"]
+    (engine,) = pod["spec"]["containers"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar == gateway_container(objects)
+    assert env_of(engine)["SERVER_ADDRESS"] == "127.0.0.1"
+    upstream = parse_config([], env_of(sidecar)).upstream_url
+    assert (upstream.host, upstream.port) == ("127.0.0.1", int(env_of(engine)["SERVER_PORT"]))
+    # Nothing outside the pod can reach the engine: no port of it is declared or probed.
+    assert "ports" not in engine
+    assert not any(probe in engine for probe in ("startupProbe", "livenessProbe"))
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == parse_config([], env_of(sidecar)).admin_port
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_every_container_is_locked_down_and_sized(name: str) -> None:
+    for deployment in workloads(render(name)):
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for container in containers(spec):
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert security["runAsUser"] > 0
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"])
+            assert "memory" in resources["limits"]
+
+
+def _pre_stop_sleep(container: Obj) -> int:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    return int(command[1])
+
+
+def test_the_engine_outlives_the_gateways_drain_within_the_grace_period() -> None:
+    pod = the(render("base"), "Deployment", "engine")["spec"]["template"]["spec"]
+    (engine,) = pod["containers"]
+    drain = parse_config([], env_of(gateway_container(render("base")))).drain_timeout_seconds
+    engine_sleep = _pre_stop_sleep(engine)
+    assert engine_sleep > drain
+    # The sidecar stops after the engine, so the grace period covers both, and the drain.
+    assert pod["terminationGracePeriodSeconds"] > engine_sleep + drain
+
+
+def test_the_standalone_gateway_drains_within_its_grace_period() -> None:
+    objects = render("standalone")
+    pod = the(objects, "Deployment", "engine-gateway")["spec"]["template"]["spec"]
+    (gateway,) = pod["containers"]
+    drain = parse_config([], env_of(gateway)).drain_timeout_seconds
+    assert pod["terminationGracePeriodSeconds"] > _pre_stop_sleep(gateway) + drain
+
+
+def test_the_standalone_overlay_puts_scaled_gateways_before_the_engine_service() -> None:
+    objects = render("standalone")
+    engine_pod = the(objects, "Deployment", "engine")["spec"]["template"]
+    assert "initContainers" not in engine_pod["spec"]
+    gateway_pod = the(objects, "Deployment", "engine-gateway")["spec"]["template"]
+    labels = gateway_pod["metadata"]["labels"]
+    for service in ("engine", "engine-gateway"):
+        assert selects(the(objects, "Service", service)["spec"]["selector"], labels)
+    upstream = parse_config([], env_of(gateway_container(objects))).upstream_url
+    engine_service = the(objects, "Service", str(upstream.host))
+    assert selects(engine_service["spec"]["selector"], engine_pod["metadata"]["labels"])
+    assert engine_service["spec"]["ports"][0]["port"] == upstream.port
+    autoscaler = the(objects, "HorizontalPodAutoscaler", "engine-gateway")
+    assert autoscaler["spec"]["scaleTargetRef"]["name"] == "engine-gateway"
+    assert autoscaler["spec"]["minReplicas"] >= 2
+    assert "replicas" not in the(objects, "Deployment", "engine-gateway")["spec"]
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_disruption_budgets_select_pods(name: str) -> None:
+    objects = render(name)
+    budgets = find(objects, "PodDisruptionBudget")
+    assert budgets
+    for budget in budgets:
+        selector = budget["spec"]["selector"]["matchLabels"]
+        assert any(
+            selects(selector, d["spec"]["template"]["metadata"]["labels"])
+            for d in workloads(objects)
+        )
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_service_monitor_scrapes_the_gateway_as_job_engine_gateway(name: str) -> None:
+    objects = render(name)
+    monitor = the(objects, "ServiceMonitor", "engine-gateway")
+    (service,) = [
+        s
+        for s in find(objects, "Service")
+        if selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {}))
+    ]
+    # Without a jobLabel the job is the Service's name: the one the alerts and the dashboard
+    # expect.
+    assert service["metadata"]["name"] == "engine-gateway"
+    assert "jobLabel" not in monitor["spec"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+
+
+def test_the_prometheus_rule_holds_the_same_rules_as_alerts_yml() -> None:
+    rule = the(render("base"), "PrometheusRule", "engine-gateway")
+    alerts = yaml.safe_load((processes.ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert rule["spec"] == alerts
+
+
+def test_the_images_in_the_manifests_are_the_projects_two() -> None:
+    images = {
+        c["image"].split(":")[0]
+        for d in workloads(render("standalone")) + workloads(render("base"))
+        for c in containers(d["spec"]["template"]["spec"])
+    }
+    assert images == {GATEWAY_IMAGE, "engine-gateway-engine"}
