@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-chart clean
+.PHONY: bench run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-chart clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -26,9 +26,9 @@ $(JAR): $(ENGINE_SOURCES)
 
 engine: $(JAR)
 
-# Debian's Chromium, Prometheus (with promtool) and nginx, for the tests in tests/e2e.
+# Debian's Chromium, Prometheus (with promtool), nginx and wrk, for tests/e2e and bench/.
 e2e-tools:
-	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus nginx:nginx
+	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus nginx:nginx wrk:wrk
 
 # kustomize and the prometheus-operator's CRDs, for the tests in tests/deploy.
 k8s-tools:
@@ -61,6 +61,12 @@ deploy-check: $(VENV)/.installed k8s-tools
 
 test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools lint typecheck
 	ENGINE=$(ENGINE) $(PY) -m pytest -q -ra tests
+
+# The gateway side by side with direct and nginx, all cases in one run (bench/compare.py),
+# then the README's tables and docs/compare.png from the results (bench/report.py).
+bench: $(VENV)/.installed $(JAR) e2e-tools
+	ENGINE=$(ENGINE) $(PY) bench/compare.py
+	$(PY) bench/report.py
 
 bench-memory: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/memory_100mb.py

@@ -21,19 +21,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import proc
 from tests import processes
 from tests.integration import engine_api
 
 SIZE_BYTES = 100 * 1_000_000
 LIMIT_MIB = 64
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 async def _transfer(gateway_url: str, instance_id: str, task_id: str) -> dict[str, float]:
@@ -76,10 +70,9 @@ def main() -> int:
             )
             instance_id, task_id = engine_api.start_instance(engine.base_url)
             pid = gateway.running.pid
-            idle_kib = _status_kib(pid, "VmRSS")
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
+            idle_kib = proc.reset_peak(pid)
             timings = asyncio.run(_transfer(gateway.base_url, instance_id, task_id))
-            peak_kib = _status_kib(pid, "VmHWM")
+            peak_kib = proc.kib(pid, "VmHWM")
     above_idle_mib = (peak_kib - idle_kib) / 1024
     result = {
         "engine": processes.engine_name(),

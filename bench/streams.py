@@ -29,6 +29,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import proc
 from tests import processes
 
 GIB = 1 << 30
@@ -36,18 +37,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROUNDS = 3
 DOWNLOAD = "/engine-rest/process-instance/p/variables/v/data?size={size}"
 UPLOAD = "/engine-rest/task/t/variables/v/data"
-
-
-def _kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak(pid: int) -> int:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return _kib(pid, "VmRSS")
 
 
 def _curl(args: list[str]) -> float:
@@ -108,14 +97,14 @@ def main() -> int:
         ):
             pid = gateway.running.pid
             direct = _single(stub_url, big_file)
-            idle = first_idle = _reset_peak(pid)
+            idle = first_idle = proc.reset_peak(pid)
             through = _single(gateway.base_url, big_file)
-            single_growth = (_kib(pid, "VmHWM") - idle) / 1024
+            single_growth = (proc.kib(pid, "VmHWM") - idle) / 1024
 
             concurrent_direct = asyncio.run(_concurrent(stub_url, 100, 40_000_000))
-            idle = _reset_peak(pid)
+            idle = proc.reset_peak(pid)
             concurrent = asyncio.run(_concurrent(gateway.base_url, 100, 40_000_000))
-            concurrent_growth = (_kib(pid, "VmHWM") - idle) / 1024
+            concurrent_growth = (proc.kib(pid, "VmHWM") - idle) / 1024
 
             off = ("--max-upload-bytes", "0", "--metrics", "off")
             with processes.gateway(work_dir, stub_url, *off) as uncounted:

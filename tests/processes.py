@@ -346,12 +346,14 @@ def prometheus(
 
 
 @contextlib.contextmanager
-def stub_upstream() -> Iterator[str]:
+def stub_upstream(files: Path | None = None) -> Iterator[str]:
     """The STUB UPSTREAM (tests/faults/stub_upstream.py, not an engine) in its own process,
-    for benchmarks that need a fast upstream; yields its URL."""
+    for benchmarks that need a fast upstream; yields its URL. With `files`, it serves them
+    by sendfile at /engine-rest/process-instance/file/variables/{file name}/data."""
     port = free_port()
+    environ = {**os.environ, "STUB_FILES": str(files)} if files is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.stub_upstream", str(port)], cwd=ROOT
+        [sys.executable, "-m", "tests.faults.stub_upstream", str(port)], cwd=ROOT, env=environ
     )
     url = f"http://{LOOPBACK}:{port}"
     try:

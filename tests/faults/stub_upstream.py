@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -52,6 +54,26 @@ async def engine(request: web.Request) -> web.Response:
 async def headers(request: web.Request) -> web.Response:
     _state(request)
     return web.json_response({"headers": list(request.headers.items())})
+
+
+FILES = web.AppKey("files", Path)
+
+
+async def file_or_stream(request: web.Request) -> web.StreamResponse:
+    """A download: with a files directory (STUB_FILES), instance `file` serves the file
+    named like the variable, by sendfile as nginx would, named by Content-Disposition;
+    anything else is `stream`."""
+    files = request.app.get(FILES)
+    if files is None or request.match_info["id"] != "file":
+        return await stream(request)
+    name = request.match_info["name"]
+    return web.FileResponse(
+        files / name,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{name}.bin"',
+        },
+    )
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -166,7 +188,7 @@ def build(state: StubState) -> web.Application:
     app.router.add_get("/engine-rest/compressed", compressed)
     app.router.add_get("/engine-rest/variable-instance", variable_instances)
     # The engine's binary paths, for benchmarks that need a fast upstream.
-    app.router.add_get("/engine-rest/process-instance/{id}/variables/{name}/data", stream)
+    app.router.add_get("/engine-rest/process-instance/{id}/variables/{name}/data", file_or_stream)
     app.router.add_post("/engine-rest/task/{id}/variables/{name}/data", sink)
     return app
 
@@ -175,7 +197,10 @@ def main() -> None:
     """`python -m tests.faults.stub_upstream PORT`: the stub on 127.0.0.1:PORT."""
     import sys
 
-    web.run_app(build(StubState()), host="127.0.0.1", port=int(sys.argv[1]), access_log=None)
+    app = build(StubState())
+    if os.environ.get("STUB_FILES"):
+        app[FILES] = Path(os.environ["STUB_FILES"])
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,185 @@
+"""The tables and chart of `make bench`, from bench/results/compare.json: the chart to
+docs/compare.png, the tables into README.md between the `bench:compare` markers.
+
+    .venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "compare.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:compare -->", "<!-- /bench:compare -->"
+MIB, GIB = 1 << 20, 1 << 30
+PATHS = ("direct", "gateway", "nginx-default", "nginx-tuned", "nginx+gateway")
+CHART_CELLS = ((100 * MIB, 1), (GIB, 1), (100 * MIB, 10), (GIB, 10), (MIB, 100))
+
+Case = dict[str, Any]
+
+
+def size_name(size: int) -> str:
+    for unit, factor in (("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def _index(cases: Iterable[Case]) -> dict[tuple[str, str, int, int], Case]:
+    return {(c["path"], c["direction"], c["size"], c["concurrency"]): c for c in cases}
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}x" if base else "-"
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def stub_table(result: dict[str, Any]) -> list[str]:
+    cases = result["stub"]["cases"]
+    index = _index(cases)
+    cells = sorted({(c["direction"], c["size"], c["concurrency"]) for c in cases},
+                   key=lambda cell: (cell[0] != "download", cell[1], cell[2]))  # fmt: skip
+    lines = [
+        "| direction | size x streams | direct | gateway | vs direct | vs nginx-tuned "
+        "| nginx-default | nginx-tuned | nginx+gateway | gateway CPU s/GB "
+        "| nginx-tuned CPU s/GB | gateway peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for direction, size, concurrency in cells:
+        got = {path: index.get((path, direction, size, concurrency)) for path in PATHS}
+
+        def mb_s(path: str, cell: dict[str, Case | None] = got) -> str:
+            case = cell[path]
+            return "-" if case is None else f"{case['mb_s']:.0f}"
+
+        gateway, direct, tuned = got["gateway"], got["direct"], got["nginx-tuned"]
+        assert gateway is not None
+        direct_mb_s = None if direct is None else direct["mb_s"]
+        tuned_mb_s = None if tuned is None else tuned["mb_s"]
+        tuned_cpu = None if tuned is None else tuned["proxy_cpu_s_per_gb"]
+        lines.append(
+            f"| {direction} | {size_name(size)} x {concurrency} | {mb_s('direct')} "
+            f"| **{mb_s('gateway')}** | {_ratio(gateway['mb_s'], direct_mb_s)} "
+            f"| {_ratio(gateway['mb_s'], tuned_mb_s)} | {mb_s('nginx-default')} "
+            f"| {mb_s('nginx-tuned')} | {mb_s('nginx+gateway')} "
+            f"| {_number(gateway['proxy_cpu_s_per_gb'])} | {_number(tuned_cpu)} "
+            f"| {_number(gateway['proxy_peak_rss_mib'], 1)} MiB |"
+        )
+    return lines
+
+
+def engine_tables(result: dict[str, Any]) -> list[str]:
+    engine = result["real_engine"]
+    transfers = {t["path"]: t for t in engine["transfers"]}
+    direct = transfers["direct"]
+    size = direct["bytes"] / 1e6
+    lines = [
+        f"Real engine ({engine['engine']}, H2), one {size:.0f} MB Bytes variable up and down "
+        "(curl), median of 3 after a warm-up:",
+        "",
+        "| path | upload s | download s | wall time added, up / down |",
+        "|---|---|---|---|",
+    ]
+    for path, t in transfers.items():
+        slower = [
+            f"{(t[k] / direct[k] - 1) * 100:+.1f}%" if path != "direct" else "-"
+            for k in ("upload_seconds", "download_seconds")
+        ]
+        lines.append(
+            f"| {path} | {t['upload_seconds']:.3f} | {t['download_seconds']:.3f} "
+            f"| {' / '.join(slower)} |"
+        )
+    lines += [
+        "",
+        "Small JSON calls against the real engine (wrk):",
+        "",
+        "| call | connections | path | p50 ms | p99 ms | requests/s | p50 added |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    calls = engine["json"]
+    base = {(c["call"], c["concurrency"]): c for c in calls if c["path"] == "direct"}
+    for c in calls:
+        direct_call = base[(c["call"], c["concurrency"])]
+        added = "-" if c["path"] == "direct" else f"{c['p50_ms'] - direct_call['p50_ms']:+.2f} ms"
+        lines.append(
+            f"| `{c['call']}` | {c['concurrency']} | {c['path']} | {c['p50_ms']:.2f} "
+            f"| {c['p99_ms']:.2f} | {c['requests_per_s']:.0f} | {added} |"
+        )
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    alone = result["client_alone"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
+        f"Python {m['python']}, nginx {m['nginx']}, curl {m['curl']}; client, upstream and "
+        f"proxy share the cores. Whole run: {result['wall_seconds']} s. MB/s are 10⁶ bytes "
+        "per second over the whole transfer (all streams); CPU is the proxy's user + system "
+        "time per GB moved; peak RSS is the proxy's VmHWM during the case.",
+        "",
+        f"The client alone (curl, direct to the stub, {size_name(alone['size'])}): "
+        f"{alone['download_mb_s']:.0f} MB/s down, {alone['upload_mb_s']:.0f} MB/s up.",
+        "",
+        "Stub upstream (aiohttp, not an engine: files by sendfile, a sink reading whole bodies):",
+        "",
+        *stub_table(result),
+        "",
+        *engine_tables(result),
+    ]
+    return "\n".join(lines)
+
+
+def chart(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = _index(result["stub"]["cases"])
+    present = [cell for cell in CHART_CELLS if ("gateway", "download", *cell) in index]
+    if not present:
+        present = sorted({(c["size"], c["concurrency"]) for c in result["stub"]["cases"]})
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    width = 0.8 / len(PATHS)
+    for axis, direction in zip(axes, ("download", "upload"), strict=True):
+        for offset, name in enumerate(PATHS):
+            values = [index.get((name, direction, *cell), {"mb_s": 0})["mb_s"] for cell in present]
+            positions = [i + offset * width for i in range(len(present))]
+            axis.bar(positions, values, width, label=name)
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(present))])
+        axis.set_xticklabels([f"{size_name(s)} x {c}" for s, c in present])
+        axis.set_title(f"{direction} (stub upstream)")
+        axis.set_ylabel("MB/s")
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def update_readme(result: dict[str, Any], readme: Path = README) -> None:
+    text = readme.read_text()
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    readme.write_text(f"{before}{BEGIN}\n{markdown(result)}\n{END}{after}")
+
+
+def main() -> int:
+    result = json.loads(RESULTS.read_text())
+    update_readme(result)
+    chart(result, ROOT / "docs" / "compare.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

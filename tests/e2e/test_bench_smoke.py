@@ -1,0 +1,40 @@
+"""`make bench` in miniature (tiny sizes, 1-second wrk runs): every path starts, every case
+moves its bytes, and the report renders the README tables and the chart from the JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import report
+from tests import processes
+
+
+def test_the_benchmark_runs_every_case_and_reports_them(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "bench/compare.py", "--smoke", str(tmp_path)],
+        cwd=processes.ROOT,
+        check=True,
+        capture_output=True,
+    )
+    result = json.loads((tmp_path / "compare.json").read_text())
+    cases = result["stub"]["cases"]
+    assert {c["path"] for c in cases} == set(report.PATHS)
+    assert {c["direction"] for c in cases} == {"download", "upload"}
+    assert all(c["mb_s"] > 0 for c in cases)
+    assert {t["path"] for t in result["real_engine"]["transfers"]} == {
+        "direct", "gateway", "nginx-tuned", "nginx+gateway"
+    }  # fmt: skip
+    assert all(c["requests_per_s"] > 0 for c in result["real_engine"]["json"])
+    assert (tmp_path / "compare.png").stat().st_size > 0
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{report.BEGIN}\nold\n{report.END}\nafter\n")
+    report.update_readme(result, readme)
+    text = readme.read_text()
+    assert text.startswith("before\n")
+    assert text.endswith("after\n")
+    assert "old" not in text
+    assert "| upload | 64 KiB x 2 |" in text
