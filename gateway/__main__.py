@@ -81,6 +81,13 @@ OPTIONS = (
         "count requests and bytes and serve them at /metrics on the admin port",
         choices=SWITCHES,
     ),
+    Option(
+        "splice",
+        str,
+        "on Linux, move response bodies of 1 MiB or more from the engine's socket to the "
+        "client's inside the kernel (os.splice) instead of through Python",
+        choices=SWITCHES,
+    ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )
 

@@ -33,6 +33,7 @@ class Config:
     default_disposition: str = "attachment"
     bytes_filename: str = "var"  # a Bytes variable's download is named after the variable
     metrics: str = "on"
+    splice: str = "on"  # large response bodies socket to socket in the kernel (Linux)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -67,8 +68,9 @@ class Config:
             raise ConfigError(f"default_disposition must be one of {', '.join(DISPOSITION_TYPES)}")
         if self.bytes_filename not in BYTES_FILENAMES:
             raise ConfigError(f"bytes_filename must be one of {', '.join(BYTES_FILENAMES)}")
-        if self.metrics not in SWITCHES:
-            raise ConfigError(f"metrics must be one of {', '.join(SWITCHES)}")
+        for name in ("metrics", "splice"):
+            if getattr(self, name) not in SWITCHES:
+                raise ConfigError(f"{name} must be one of {', '.join(SWITCHES)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 

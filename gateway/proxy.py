@@ -27,7 +27,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import disposition, errors, headers, metadata, metrics, multipart, routes
+from gateway import disposition, errors, headers, metadata, metrics, multipart, routes, splice
 from gateway.config import Config
 from gateway.state import CLIENT, CONFIG, CUTTING, METADATA_CLIENT, METRICS
 
@@ -57,6 +57,10 @@ class Transfer:
     filename_source: str = "-"  # where a download's name came from (metadata.Naming)
     # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
     rejection: errors.GatewayError | None = None
+
+    def count_spliced(self, size: int) -> None:
+        self.bytes_down += size
+        self.count_down(size)
 
     @property
     def stream(self) -> str | None:
@@ -236,7 +240,23 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         if request.method == "HEAD":
             return response
 
-        # 5. Body down: chunks with backpressure.
+        # 5. Body down: a large body of known length socket to socket in the kernel
+        #    (splice.py); any other in chunks. Either way with backpressure.
+        if splice.eligible(request, upstream, config.splice == "on"):
+            try:
+                await splice.relay(
+                    request, response, upstream, transfer.count_spliced, config.read_timeout_seconds
+                )
+            except TimeoutError:
+                _abort_client(request, transfer, "timeout")
+                return response
+            except (splice.UpstreamEnded, OSError) as error:
+                if isinstance(error, ConnectionResetError):
+                    raise  # the client left: handled in `handle`
+                _abort_client(request, transfer, "upstream_abort")
+                return response
+            await response.write_eof()
+            return response
         while True:
             try:
                 chunk = await upstream.content.read(CHUNK_BYTES)
