@@ -121,7 +121,9 @@ def markdown(result: dict[str, Any]) -> str:
     alone = result["client_alone"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
-        f"Python {m['python']}, nginx {m['nginx']}, curl {m['curl']}; client, upstream and "
+        f"Python {m['python']}, nginx {m['nginx']}, curl {m['curl']}; the gateway on "
+        f"{result['gateway']['event_loop']} with splice {result['gateway']['splice']}; "
+        "client, upstream and "
         f"proxy share the cores. Whole run: {result['wall_seconds']} s. MB/s are 10⁶ bytes "
         "per second over the whole transfer (all streams); CPU is the proxy's user + system "
         "time per GB moved; peak RSS is the proxy's VmHWM during the case.",

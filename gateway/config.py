@@ -12,6 +12,7 @@ from gateway.disposition import DISPOSITION_TYPES
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BYTES_FILENAMES = ("var", "none")
 SWITCHES = ("on", "off")
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,7 @@ class Config:
     bytes_filename: str = "var"  # a Bytes variable's download is named after the variable
     metrics: str = "on"
     splice: str = "on"  # large response bodies socket to socket in the kernel (Linux)
+    event_loop: str = "asyncio"  # uvloop measured slower for uploads (bench/levers.py)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -71,6 +73,8 @@ class Config:
         for name in ("metrics", "splice"):
             if getattr(self, name) not in SWITCHES:
                 raise ConfigError(f"{name} must be one of {', '.join(SWITCHES)}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 

@@ -33,6 +33,8 @@ from gateway.state import CLIENT, CONFIG, CUTTING, METADATA_CLIENT, METRICS
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
+# Bodies up to this size are read whole and sent with the headers (bench/compare.py).
+SMALL_BODY_BYTES = 64 * 1024
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
 
@@ -227,14 +229,35 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     # 4. Headers down. A binary download is named safely, from the engine's header if it is
     #    exact, else from the engine's metadata; any other Content-Disposition is made safe.
     async with upstream:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        response.headers.extend(headers.downstream_response_headers(upstream.headers))
+        outgoing_headers = headers.downstream_response_headers(upstream.headers)
         if transfer.route.kind is routes.Kind.DOWNLOAD and upstream.status == 200:
-            response.headers.update(await _download_headers(request, transfer, upstream, requested))
-        elif "Content-Disposition" in response.headers:
-            engine_value = response.headers["Content-Disposition"]
-            response.headers["Content-Disposition"] = disposition.rebuild(engine_value)
+            outgoing_headers.update(await _download_headers(request, transfer, upstream, requested))
+        elif "Content-Disposition" in outgoing_headers:
+            engine_value = outgoing_headers["Content-Disposition"]
+            outgoing_headers["Content-Disposition"] = disposition.rebuild(engine_value)
         transfer.status = upstream.status
+
+        # A small body of declared length (the JSON calls) is read whole and goes out with
+        # the headers in one write: bounded memory, one system call instead of three.
+        length = upstream.content_length
+        if request.method != "HEAD" and length is not None and length <= SMALL_BODY_BYTES:
+            try:
+                whole = await upstream.read()
+            except aiohttp.ServerTimeoutError as error:
+                detail = str(error) or type(error).__name__
+                return _refuse(transfer, errors.upstream_timeout(detail), "timeout")
+            except aiohttp.ClientError as error:
+                detail = str(error) or type(error).__name__
+                return _refuse(transfer, errors.upstream_unreachable(detail))
+            transfer.bytes_down += len(whole)
+            transfer.count_down(len(whole))
+            transfer.first_byte = time.monotonic()
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=outgoing_headers, body=whole
+            )
+
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response.headers.extend(outgoing_headers)
         await response.prepare(request)
         transfer.first_byte = time.monotonic()
         if request.method == "HEAD":

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from gateway.__main__ import OPTIONS, parse_config
+from gateway.__main__ import OPTIONS, event_loop_factory, parse_config
 from gateway.config import Config
 
 
@@ -62,6 +62,8 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_DEFAULT_DISPOSITION",
         "ENGINE_GATEWAY_BYTES_FILENAME",
         "ENGINE_GATEWAY_METRICS",
+        "ENGINE_GATEWAY_SPLICE",
+        "ENGINE_GATEWAY_EVENT_LOOP",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -93,3 +95,11 @@ def test_invalid_values_exit_with_a_usage_error(
         parse_config(argv, environ)
     assert exited.value.code == 2
     assert "engine-gateway: error:" in capsys.readouterr().err
+
+
+def test_the_event_loop_is_asyncios_unless_uvloop_is_asked_for() -> None:
+    import uvloop
+
+    assert parse_config([], {}).event_loop == "asyncio"
+    assert event_loop_factory("asyncio") is None
+    assert event_loop_factory("uvloop") is uvloop.new_event_loop
