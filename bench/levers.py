@@ -26,9 +26,9 @@ from tests import processes
 ROUNDS = 3
 SIZE = compare.GIB
 VARIANTS = {
-    "splice on, uvloop": ("--splice", "on", "--event-loop", "uvloop"),
-    "splice off, uvloop": ("--splice", "off", "--event-loop", "uvloop"),
-    "splice on, asyncio": ("--splice", "on", "--event-loop", "asyncio"),
+    "defaults (splice on, asyncio)": ("--splice", "on", "--event-loop", "asyncio"),
+    "splice off": ("--splice", "off", "--event-loop", "asyncio"),
+    "uvloop": ("--splice", "on", "--event-loop", "uvloop"),
 }
 
 
@@ -49,9 +49,11 @@ def main() -> int:
     with processes.stub_upstream(files) as stub_url:
         unlimited = ("--max-upload-bytes", "0")
         with (
-            processes.gateway(work_dir, stub_url, *VARIANTS["splice on, uvloop"], *unlimited) as a,
-            processes.gateway(work_dir, stub_url, *VARIANTS["splice off, uvloop"], *unlimited) as b,
-            processes.gateway(work_dir, stub_url, *VARIANTS["splice on, asyncio"], *unlimited) as c,
+            processes.gateway(
+                work_dir, stub_url, *VARIANTS["defaults (splice on, asyncio)"], *unlimited
+            ) as a,
+            processes.gateway(work_dir, stub_url, *VARIANTS["splice off"], *unlimited) as b,
+            processes.gateway(work_dir, stub_url, *VARIANTS["uvloop"], *unlimited) as c,
         ):
             gateways = dict(zip(VARIANTS, (a, b, c), strict=True))
             for gateway in gateways.values():  # warm-up

@@ -181,9 +181,25 @@ class FormScanner:
         self._fed += len(data)
         if self._state is _State.CLOSED:
             return  # the epilogue: the engine never reads it
+        if self._state is _State.BODY and self._text is None and self._content_only(data):
+            return
         self._buffer += data
         while self._step():
             pass
+
+    def _content_only(self, data: bytes | memoryview) -> bool:
+        """True, having moved past it, when `data` is file content with no delimiter in it
+        or at its joint with what came before: the hot path of a large upload, which then
+        copies nothing but the last few bytes."""
+        keep = len(self.delimiter) - 1
+        if not isinstance(data, bytes) or len(data) <= keep:
+            return False
+        # Outside the text parts the buffer holds at most `keep` bytes here (see _body).
+        if self.delimiter in bytes(self._buffer) + data[:keep] or self.delimiter in data:
+            return False
+        self._offset += len(self._buffer) + len(data) - keep
+        self._buffer = bytearray(data[-keep:])
+        return True
 
     def releasable(self) -> int:
         """How many bytes from the start may be forwarded before the form is approved."""

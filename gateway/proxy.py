@@ -273,7 +273,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             except TimeoutError:
                 _abort_client(request, transfer, "timeout")
                 return response
-            except (splice.UpstreamEnded, OSError) as error:
+            except (splice.UpstreamEnded, aiohttp.ClientError, OSError) as error:
                 if isinstance(error, ConnectionResetError):
                     raise  # the client left: handled in `handle`
                 _abort_client(request, transfer, "upstream_abort")

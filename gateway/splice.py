@@ -96,6 +96,19 @@ async def relay(
 ) -> None:
     """Sends the rest of `upstream`'s body to the client, spliced. Raises UpstreamEnded
     or TimeoutError (engine side) or ConnectionResetError (client side) when cut."""
+    try:
+        await _relay(request, response, upstream, count, read_timeout)
+    finally:
+        upstream.close()  # its parser never saw the body: the connection cannot be reused
+
+
+async def _relay(
+    request: web.Request,
+    response: web.StreamResponse,
+    upstream: aiohttp.ClientResponse,
+    count: Callable[[int], None],
+    read_timeout: float,
+) -> None:
     assert upstream.connection is not None
     assert upstream.content_length is not None
     # What the HTTP client has already received goes first, as it is; then the engine's
@@ -111,8 +124,13 @@ async def relay(
 
     # Duplicates, so the event loop can watch them beside the transports that own the
     # originals.
-    source = os.dup(_socket_fd(upstream.connection.transport))  # type: ignore[arg-type]
-    sink = os.dup(_socket_fd(request.transport))  # type: ignore[arg-type]
+    source_fd = _socket_fd(upstream.connection.transport)
+    sink_fd = _socket_fd(request.transport)
+    if source_fd is None:
+        raise UpstreamEnded
+    if sink_fd is None:
+        raise ConnectionResetError("the client's connection is gone")
+    source, sink = os.dup(source_fd), os.dup(sink_fd)
     try:
         with _pipe() as (read_end, write_end, capacity):
             in_pipe = 0
@@ -143,7 +161,6 @@ async def relay(
     finally:
         os.close(source)
         os.close(sink)
-        upstream.close()  # its parser never saw the body: the connection cannot be reused
 
 
 def _splice(source: int, target: int, size: int) -> int | None:
@@ -158,9 +175,9 @@ async def _flushed(request: web.Request) -> None:
     """Until what aiohttp has queued for the client (the headers, buffered bytes) is on
     the wire: spliced bytes must come after it."""
     transport = request.transport
-    assert transport is not None
     fd = _socket_fd(transport)
-    assert fd is not None
+    if transport is None or fd is None:
+        raise ConnectionResetError("the client's connection is gone")
     watched = os.dup(fd)
     try:
         while transport.get_write_buffer_size():

@@ -59,6 +59,29 @@ def test_any_content_and_any_split_points_release_the_body_unchanged(
     assert scanner.releasable() == body.rindex(b"\r\n--" + BOUNDARY + b"--")
 
 
+# Content made of near-delimiters (a delimiter's prefix, cut anywhere) and filler, fed in
+# chunks of any size: the scanner's fast path for file content (FormScanner._content_only)
+# must see exactly what the byte-by-byte path sees, a delimiter split across chunks included.
+_NEAR = [(b"\r\n--" + BOUNDARY)[:k] for k in range(1, len(BOUNDARY) + 4)]
+
+
+@settings(max_examples=300)
+@given(
+    pieces=st.lists(st.one_of(st.sampled_from(_NEAR), st.binary(max_size=200)), max_size=30),
+    chunk=st.integers(min_value=1, max_value=300),
+)
+def test_chunked_feeding_sees_what_byte_by_byte_feeding_sees(
+    pieces: list[bytes], chunk: int
+) -> None:
+    content = b"".join(pieces)
+    body = form((DATA, content), (VALUE_TYPE, b"Bytes"))
+    byte_by_byte = scan(body, list(range(1, len(body))))
+    chunked = scan(body, list(range(chunk, len(body), chunk)))
+    assert chunked.closed == byte_by_byte.closed
+    assert chunked.close_offset == byte_by_byte.close_offset
+    assert chunked.parts == byte_by_byte.parts
+
+
 @given(content=st.binary(max_size=2000), cut=st.integers(min_value=0))
 def test_a_body_cut_anywhere_never_releases_its_closing_delimiter(content: bytes, cut: int) -> None:
     body = form((DATA, content), (VALUE_TYPE, b"Bytes"))
