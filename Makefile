@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: bench bench-levers run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-chart clean
+.PHONY: bench bench-levers bench-profile run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-chart clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -70,6 +70,9 @@ bench: $(VENV)/.installed $(JAR) e2e-tools
 
 bench-levers: $(VENV)/.installed e2e-tools
 	$(PY) bench/levers.py
+
+bench-profile: $(VENV)/.installed e2e-tools
+	$(PY) bench/profile.py
 
 bench-memory: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/memory_100mb.py

@@ -10,8 +10,9 @@ class and an outcome, never ids, names, paths, users or addresses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata as package_metadata
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -54,10 +55,23 @@ class Metrics:
     in_flight: Gauge
     streams: Gauge
     upstream_ready: Gauge
+    # Labelled children by label values: prometheus-client's labels() validates and locks
+    # on every call, which a small request would pay six times over.
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (str(id(metric)), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def bytes_counter(self, direction: str, route: str) -> Increment:
         """The per-chunk increment for one request, with its labels bound once."""
-        return self.transferred.labels(direction, route).inc if self.enabled else _ignore
+        if not self.enabled:
+            return _ignore
+        increment: Increment = self._child(self.transferred, direction, route).inc
+        return increment
 
     def finished(
         self,
@@ -73,13 +87,13 @@ class Metrics:
         if not self.enabled:
             return
         method = method if method in METHODS else "other"
-        self.requests.labels(method, route, status_class(status), outcome).inc()
-        self.duration.labels(method, route).observe(duration_seconds)
+        self._child(self.requests, method, route, status_class(status), outcome).inc()
+        self._child(self.duration, method, route).observe(duration_seconds)
         if first_byte_seconds is not None:
-            self.first_byte.labels(method, route).observe(first_byte_seconds)
+            self._child(self.first_byte, method, route).observe(first_byte_seconds)
         if size is not None:
             direction, transferred = size
-            self.size.labels(direction, route).observe(transferred)
+            self._child(self.size, direction, route).observe(transferred)
 
 
 def status_class(status: int) -> str:
