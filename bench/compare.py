@@ -13,7 +13,7 @@ and one wrk run per path.
 
 Paths: `direct` (the upstream alone), `gateway`, `nginx-default` (`proxy_pass` and nothing
 else: buffering on both ways), `nginx-tuned` (the shipped deploy/nginx/engine-gateway.conf:
-no buffering, HTTP/1.1 keep-alive, 64 KiB buffer), `nginx+gateway` (the shipped nginx in
+no buffering, HTTP/1.1 keep-alive, 1 MiB buffer), `nginx+gateway` (the shipped nginx in
 front of the gateway). Both nginx run one worker, as the gateway is one process; size
 limits are off for the benchmark.
 
