@@ -30,7 +30,7 @@ engine: $(JAR)
 e2e-tools:
 	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus nginx:nginx wrk:wrk
 
-# kustomize and the prometheus-operator's CRDs, for the tests in tests/deploy.
+# kustomize, for the tests in tests/deploy.
 k8s-tools:
 	@bash deploy/local/ensure-k8s-tools.sh
 

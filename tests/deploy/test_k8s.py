@@ -1,6 +1,7 @@
 """deploy/k8s rendered by kustomize, every object validated strictly against Kubernetes'
 schemas (1.29, the first with native sidecars, and the newest kubernetes-validate ships),
-the prometheus-operator's objects against their CRDs' schemas, and the wiring between the
+the prometheus-operator's objects against the schemas of their CRDs (from cloudcoil's
+models on PyPI), and the wiring between the
 objects checked: what each Service, probe, ServiceMonitor and budget points at exists."""
 
 from __future__ import annotations
@@ -127,19 +128,16 @@ def _strict(schema: Any) -> Any:
 
 @functools.cache
 def crd_schema(kind: str) -> Any:
-    plural = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}[kind]
-    found = sorted((TOOLS / "crds").glob(f"*/monitoring.coreos.com_{plural}.yaml"))
-    assert found, "the prometheus-operator CRDs are missing: `make test` (or `make k8s-tools`)"
-    crd = yaml.safe_load(found[-1].read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    schema = _strict(version["schema"]["openAPIV3Schema"])
-    # The API server checks metadata itself; the CRD's schema leaves it open.
-    schema["properties"]["metadata"] = {"type": "object"}
-    return schema
+    """The JSON schema of a prometheus-operator kind, from cloudcoil's models (PyPI), which
+    are generated from the operator's CRDs (v0.80), made strict as the API server is."""
+    from cloudcoil.models.prometheus_operator import v1
+
+    model = getattr(v1, kind)
+    return _strict(model.model_json_schema(by_alias=True, mode="validation"))
 
 
 def _validate_operator_object(obj: Obj) -> None:
-    jsonschema.validate(obj, crd_schema(obj["kind"]), cls=jsonschema.Draft7Validator)
+    jsonschema.validate(obj, crd_schema(obj["kind"]), cls=jsonschema.Draft202012Validator)
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
