@@ -112,15 +112,8 @@ class Result:
     proxy_peak_rss_mib: float | None
 
 
-def size_name(size: int) -> str:
-    for unit, factor in (("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}"
-    return f"{size} B"
-
-
 def _proxy_pids(route: Route) -> list[int]:
-    return [] if route.pid is None else proc.with_children(route.pid)
+    return [] if route.pid is None else processes.with_children(route.pid)
 
 
 def _curl(arguments: list[str]) -> float:

@@ -40,12 +40,9 @@ async def _transfer(gateway_url: str, instance_id: str, task_id: str) -> dict[st
     headers = {"Authorization": engine_api.AUTHORIZATION}
     async with aiohttp.ClientSession(headers=headers) as client:
         started = time.monotonic()
-        async with client.post(
-            f"{gateway_url}/engine-rest/task/{task_id}/variables/big/data",
-            data=form.stream(),
-            headers={"Content-Type": form.content_type, "Content-Length": str(form.length)},
-        ) as response:
-            assert response.status == 204, await response.text()
+        url = f"{gateway_url}/engine-rest/task/{task_id}/variables/big/data"
+        status, text = await engine_api.post_form(client, url, form)
+        assert status == 204, text
         upload_seconds = time.monotonic() - started
 
         started = time.monotonic()

@@ -30,9 +30,3 @@ def cpu_seconds(pids: Iterable[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / CLOCK_TICKS
-
-
-def with_children(pid: int) -> list[int]:
-    """`pid` and its children (nginx's workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    return [pid, *(int(child) for child in children.read_text().split())]

@@ -60,7 +60,8 @@ class Transfer:
     # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
     rejection: errors.GatewayError | None = None
 
-    def count_spliced(self, size: int) -> None:
+    def sent_down(self, size: int) -> None:
+        """`size` more body bytes went to the client: logged and counted."""
         self.bytes_down += size
         self.count_down(size)
 
@@ -249,8 +250,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             except aiohttp.ClientError as error:
                 detail = str(error) or type(error).__name__
                 return _refuse(transfer, errors.upstream_unreachable(detail))
-            transfer.bytes_down += len(whole)
-            transfer.count_down(len(whole))
+            transfer.sent_down(len(whole))
             transfer.first_byte = time.monotonic()
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=outgoing_headers, body=whole
@@ -268,14 +268,14 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         if splice.eligible(request, upstream, config.splice == "on"):
             try:
                 await splice.relay(
-                    request, response, upstream, transfer.count_spliced, config.read_timeout_seconds
+                    request, response, upstream, transfer.sent_down, config.read_timeout_seconds
                 )
             except TimeoutError:
                 _abort_client(request, transfer, "timeout")
                 return response
-            except (splice.UpstreamEnded, aiohttp.ClientError, OSError) as error:
-                if isinstance(error, ConnectionResetError):
-                    raise  # the client left: handled in `handle`
+            except ConnectionResetError:
+                raise  # the client left: handled in `handle`
+            except (splice.UpstreamEnded, aiohttp.ClientError, OSError):
                 _abort_client(request, transfer, "upstream_abort")
                 return response
             await response.write_eof()
@@ -293,8 +293,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
                 break
             # Raises ConnectionResetError when the client has gone: handled in `handle`.
             await response.write(chunk)
-            transfer.bytes_down += len(chunk)
-            transfer.count_down(len(chunk))
+            transfer.sent_down(len(chunk))
         await response.write_eof()
     return response
 

@@ -96,40 +96,37 @@ async def relay(
 ) -> None:
     """Sends the rest of `upstream`'s body to the client, spliced. Raises UpstreamEnded
     or TimeoutError (engine side) or ConnectionResetError (client side) when cut."""
+    assert upstream.connection is not None
+    assert upstream.content_length is not None
     try:
-        await _relay(request, response, upstream, count, read_timeout)
+        # What the HTTP client has already received goes first, as it is; then the
+        # engine's socket is left to us: its protocol stops reading (and its read timer,
+        # which is ours now). No await between the two, so no byte slips into the client
+        # library.
+        buffered = upstream.content.read_nowait(-1)
+        upstream.connection.protocol.pause_reading()  # type: ignore[union-attr]
+        if buffered:
+            await response.write(buffered)
+            count(len(buffered))
+        await _flushed(request)
+        source = _socket_fd(upstream.connection.transport)
+        sink = _socket_fd(request.transport)
+        if source is None:
+            raise UpstreamEnded
+        if sink is None:
+            raise ConnectionResetError("the client's connection is gone")
+        remaining = upstream.content_length - len(buffered)
+        await _pump(source, sink, remaining, count, read_timeout)
     finally:
         upstream.close()  # its parser never saw the body: the connection cannot be reused
 
 
-async def _relay(
-    request: web.Request,
-    response: web.StreamResponse,
-    upstream: aiohttp.ClientResponse,
-    count: Callable[[int], None],
-    read_timeout: float,
+async def _pump(
+    source_fd: int, sink_fd: int, remaining: int, count: Callable[[int], None], read_timeout: float
 ) -> None:
-    assert upstream.connection is not None
-    assert upstream.content_length is not None
-    # What the HTTP client has already received goes first, as it is; then the engine's
-    # socket is left to us: its protocol stops reading (and its read timer, which is ours
-    # now). No await between the two, so no byte can slip into the client library.
-    buffered = upstream.content.read_nowait(-1)
-    upstream.connection.protocol.pause_reading()  # type: ignore[union-attr]
-    remaining = upstream.content_length - len(buffered)
-    if buffered:
-        await response.write(buffered)
-        count(len(buffered))
-    await _flushed(request)
-
+    """`remaining` bytes from one socket to the other through a pipe, as each side allows."""
     # Duplicates, so the event loop can watch them beside the transports that own the
     # originals.
-    source_fd = _socket_fd(upstream.connection.transport)
-    sink_fd = _socket_fd(request.transport)
-    if source_fd is None:
-        raise UpstreamEnded
-    if sink_fd is None:
-        raise ConnectionResetError("the client's connection is gone")
     source, sink = os.dup(source_fd), os.dup(sink_fd)
     try:
         with _pipe() as (read_end, write_end, capacity):
@@ -147,7 +144,7 @@ async def _relay(
                 if in_pipe:
                     try:
                         given = _splice(read_end, sink, in_pipe)
-                    except (BrokenPipeError, ConnectionResetError) as error:
+                    except BrokenPipeError as error:
                         raise ConnectionResetError from error
                     if given:
                         in_pipe -= given

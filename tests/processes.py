@@ -68,6 +68,13 @@ class Running:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def _spawn(command: list[str], log_path: Path, port: int, cwd: Path | None = None) -> Running:
+    """`command` as a child process with its output in `log_path`, serving on `port`."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    return Running(process, f"http://{LOOPBACK}:{port}", log_path)
+
+
 def stop(process: subprocess.Popen[bytes], timeout_seconds: float = 30.0) -> int:
     """SIGTERM by pid, then SIGKILL if it does not exit in time; returns the exit code."""
     if process.poll() is None:
@@ -137,27 +144,25 @@ def engine(work_dir: Path, name: str | None = None) -> Iterator[Running]:
     jar = engine_jar(name)
     port = free_port()
     log_path = work_dir / f"engine-{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                "java",
-                "-Xmx1g",
-                "-Dfile.encoding=UTF-8",
-                "-jar",
-                str(jar),
-                f"--server.port={port}",
-                f"--server.address={LOOPBACK}",
-                f"--engine.data-dir={work_dir / ('engine-data-' + name)}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    running = _spawn(
+        [
+            "java",
+            "-Xmx1g",
+            "-Dfile.encoding=UTF-8",
+            "-jar",
+            str(jar),
+            f"--server.port={port}",
+            f"--server.address={LOOPBACK}",
+            f"--engine.data-dir={work_dir / ('engine-data-' + name)}",
+        ],
+        log_path,
+        port,
+    )
     try:
         _wait_ready(running, f"{running.base_url}/engine-rest/engine", 180, f"engine {name}")
         yield running
     finally:
-        stop(process)
+        stop(running.process)
 
 
 # The console script, as the container image runs it (Dockerfile: ENTRYPOINT).
@@ -179,27 +184,25 @@ def start_gateway(
 ) -> Gateway:
     port, admin_port = free_port(), free_port()
     log_path = work_dir / f"gateway-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(GATEWAY_COMMAND),
-                "--upstream",
-                upstream_url,
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--admin-host",
-                LOOPBACK,
-                "--admin-port",
-                str(admin_port),
-                *extra_args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    running = _spawn(
+        [
+            str(GATEWAY_COMMAND),
+            "--upstream",
+            upstream_url,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--admin-host",
+            LOOPBACK,
+            "--admin-port",
+            str(admin_port),
+            *extra_args,
+        ],
+        log_path,
+        port,
+        cwd=ROOT,
+    )
     admin_url = f"http://{LOOPBACK}:{admin_port}"
     _wait_ready(running, admin_url + wait_for, 30, "gateway")
     return Gateway(running, admin_url)
@@ -236,7 +239,7 @@ class Nginx:
         """Temp files nginx holds open, deleted or not: nginx unlinks a spool file as soon as
         it creates it, so an empty directory alone proves nothing."""
         held = []
-        for pid in [self.running.pid, *_children(self.running.pid)]:
+        for pid in with_children(self.running.pid):
             with contextlib.suppress(FileNotFoundError, PermissionError):
                 for fd in (Path("/proc") / str(pid) / "fd").iterdir():
                     with contextlib.suppress(OSError):
@@ -246,9 +249,10 @@ class Nginx:
         return held
 
 
-def _children(pid: int) -> list[int]:
+def with_children(pid: int) -> list[int]:
+    """`pid` and its children (nginx's workers)."""
     path = Path("/proc") / str(pid) / "task" / str(pid) / "children"
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    return [pid, *(int(child) for child in path.read_text().split())] if path.exists() else [pid]
 
 
 def nginx_site(gateway_address: str, port: int, config: Path = NGINX_CONFIG) -> str:
@@ -292,20 +296,18 @@ def nginx(
         "}\n"
     )
     log_path = prefix / "stderr.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    running = _spawn(
+        ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
+        log_path,
+        port,
+    )
     try:
         # Listening is enough: a probe through nginx would need the gateway, which may
         # live in this very thread's event loop (tests/inprocess.py).
         _wait_ready(running, lambda: accepts_connections(port), 30, "nginx")
         yield Nginx(running, prefix)
     finally:
-        stop(process)
+        stop(running.process)
 
 
 PROMETHEUS_RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -326,23 +328,21 @@ def prometheus(
         f"    static_configs:\n      - targets: ['{scrape_target}']\n"
     )
     log_path = work_dir / "prometheus.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={work_dir / 'prometheus-data'}",
-                f"--web.listen-address={LOOPBACK}:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    running = Running(process, f"http://{LOOPBACK}:{port}", log_path)
+    running = _spawn(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={work_dir / 'prometheus-data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+        ],
+        log_path,
+        port,
+    )
     try:
         _wait_ready(running, f"{running.base_url}/-/ready", 60, "prometheus")
         yield running
     finally:
-        stop(process)
+        stop(running.process)
 
 
 @contextlib.contextmanager

@@ -102,14 +102,12 @@ def test_the_images_environment_is_a_valid_configuration_listening_on_every_inte
 def test_only_what_the_image_needs_is_sent_to_the_build() -> None:
     ignored = (processes.ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[1] == "*"
-    copied = {i.arguments.split()[0] for stage in stages(PARSED) for i in stage[1:]}
     for instruction in PARSED:
         if instruction.keyword == "COPY" and not instruction.arguments.startswith("--from"):
             *sources, _ = instruction.arguments.split()
             for source in sources:
                 assert f"!{source.rstrip('/')}" in {line.rstrip("/") for line in ignored}
                 assert (processes.ROOT / source).exists()
-    assert copied
 
 
 def test_the_wheel_holds_every_module_and_its_console_script_runs(tmp_path: Path) -> None:

@@ -114,14 +114,7 @@ def _strict(schema: Any) -> Any:
     if isinstance(strict.get("pattern"), str) and "(?i)" in strict["pattern"]:
         # Go's regexp takes flags anywhere; Python's only at the start.
         strict["pattern"] = "(?i)" + strict["pattern"].replace("(?i)", "")
-    if strict.pop("x-kubernetes-int-or-string", False):
-        strict.pop("type", None)
-        strict["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if (
-        "properties" in strict
-        and "additionalProperties" not in strict
-        and not strict.get("x-kubernetes-preserve-unknown-fields")
-    ):
+    if "properties" in strict and "additionalProperties" not in strict:
         strict["additionalProperties"] = False
     return strict
 

@@ -66,12 +66,9 @@ async def test_200_mb_file_goes_up_and_down_through_nginx_byte_identical(
         filename="scan.tiff",
         mimetype="image/tiff",
     )
-    async with client.post(
-        f"{nginx_to_engine.base_url}/engine-rest/task/{task_id}/variables/scan/data",
-        data=form.stream(),
-        headers={"Content-Type": form.content_type, "Content-Length": str(form.length)},
-    ) as response:
-        assert response.status == 204, await response.text()
+    url = f"{nginx_to_engine.base_url}/engine-rest/task/{task_id}/variables/scan/data"
+    status, text = await engine_api.post_form(client, url, form)
+    assert status == 204, text
     assert nginx_to_engine.spooled_files() == []
 
     expected = (engine_api.pseudo_random_sha256(size, seed), size)

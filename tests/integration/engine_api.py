@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from tests.processes import ADMIN_USER, ROOT
 
 BPMN = ROOT / "deploy" / "engine" / "process" / "user-task.bpmn"
@@ -74,6 +76,22 @@ class Form:
                 for chunk in content:
                     yield chunk
         yield self._closing()
+
+
+async def post_form(
+    client: aiohttp.ClientSession,
+    url: str,
+    form: Form,
+    body: AsyncIterator[bytes] | None = None,
+) -> tuple[int, str]:
+    """POSTs `form` streamed, with its exact length (or `body`, a stream of the same form);
+    returns the status and the answer's text."""
+    async with client.post(
+        url,
+        data=form.stream() if body is None else body,
+        headers={"Content-Type": form.content_type, "Content-Length": str(form.length)},
+    ) as response:
+        return response.status, await response.text()
 
 
 def part_head(boundary: str, first: bool, disposition: str, content_type: str) -> bytes:

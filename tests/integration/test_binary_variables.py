@@ -29,12 +29,9 @@ async def _upload(
         filename="report.pdf" if value_type == "File" else None,
         mimetype="application/pdf" if value_type == "File" else "application/octet-stream",
     )
-    async with client.post(
-        f"{base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=form.stream(),
-        headers={"Content-Type": form.content_type, "Content-Length": str(form.length)},
-    ) as response:
-        assert response.status == 204, await response.text()
+    url = f"{base_url}/engine-rest/task/{task_id}/variables/doc/data"
+    status, text = await engine_api.post_form(client, url, form)
+    assert status == 204, text
 
 
 async def _download(

@@ -53,12 +53,9 @@ def _held_upload(seed: int) -> Held:
 async def _upload(
     client: aiohttp.ClientSession, base_url: str, task_id: str, form: engine_api.Form
 ) -> int:
-    async with client.post(
-        f"{base_url}/engine-rest/task/{task_id}/variables/doc/data",
-        data=form.stream(),
-        headers={"Content-Type": form.content_type, "Content-Length": str(form.length)},
-    ) as response:
-        return response.status
+    url = f"{base_url}/engine-rest/task/{task_id}/variables/doc/data"
+    status, _ = await engine_api.post_form(client, url, form)
+    return status
 
 
 async def _status(client: aiohttp.ClientSession, url: str) -> int | None:
@@ -237,9 +234,6 @@ async def _both_in_flight(client: aiohttp.ClientSession, gateway: processes.Gate
 async def _upload_held(
     client: aiohttp.ClientSession, base_url: str, scene: Scene, held: Held
 ) -> int:
-    async with client.post(
-        f"{base_url}/engine-rest/task/{scene.upload_task}/variables/doc/data",
-        data=held.body(),
-        headers={"Content-Type": held.form.content_type, "Content-Length": str(held.form.length)},
-    ) as response:
-        return response.status
+    url = f"{base_url}/engine-rest/task/{scene.upload_task}/variables/doc/data"
+    status, _ = await engine_api.post_form(client, url, held.form, held.body())
+    return status
