@@ -3,7 +3,9 @@ in one run against the STUB UPSTREAM (tests/faults/stub_upstream.py, not an engi
 
 - `--splice on|off`: a 1 GiB download (curl), MB/s and the gateway's CPU seconds per GB;
 - `--event-loop uvloop|asyncio`: the same download, a 1 GiB upload (curl -T, a multipart
-  form), and `GET /engine-rest/engine` with wrk at 1 and 50 connections.
+  form), and `GET /engine-rest/engine` with wrk at 1 and 50 connections;
+- `--workers 2`: the same cases, two processes on the port (CPU and RSS are the sum over
+  the supervisor and its workers).
 
 Every case runs ROUNDS times, alternating the variants; the JSON keeps every round.
 
@@ -12,6 +14,7 @@ Every case runs ROUNDS times, alternating the variants; the JSON keeps every rou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -29,6 +32,7 @@ VARIANTS = {
     "defaults (splice on, asyncio)": ("--splice", "on", "--event-loop", "asyncio"),
     "splice off": ("--splice", "off", "--event-loop", "asyncio"),
     "uvloop": ("--splice", "on", "--event-loop", "uvloop"),
+    "2 workers": ("--splice", "on", "--event-loop", "asyncio", "--workers", "2"),
 }
 
 
@@ -48,14 +52,13 @@ def main() -> int:
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in VARIANTS}
     with processes.stub_upstream(files) as stub_url:
         unlimited = ("--max-upload-bytes", "0")
-        with (
-            processes.gateway(
-                work_dir, stub_url, *VARIANTS["defaults (splice on, asyncio)"], *unlimited
-            ) as a,
-            processes.gateway(work_dir, stub_url, *VARIANTS["splice off"], *unlimited) as b,
-            processes.gateway(work_dir, stub_url, *VARIANTS["uvloop"], *unlimited) as c,
-        ):
-            gateways = dict(zip(VARIANTS, (a, b, c), strict=True))
+        with contextlib.ExitStack() as running:
+            gateways = {
+                name: running.enter_context(
+                    processes.gateway(work_dir, stub_url, *flags, *unlimited)
+                )
+                for name, flags in VARIANTS.items()
+            }
             for gateway in gateways.values():  # warm-up
                 compare._wrk(gateway.base_url + "/engine-rest/engine", 1, 1)
             for _ in range(ROUNDS):
@@ -69,7 +72,11 @@ def main() -> int:
                         entry[f"json_c{connections}"] = compare._wrk(url, connections, 3)
                     rounds[name].append(entry)
                     print(name, entry, flush=True)
-            rss = {name: proc.kib(g.running.pid, "VmRSS") // 1024 for name, g in gateways.items()}
+            rss = {
+                name: sum(proc.kib(pid, "VmRSS") for pid in processes.with_children(g.running.pid))
+                // 1024
+                for name, g in gateways.items()
+            }
     result = {
         "upstream": "stub upstream (aiohttp), not an engine",
         "machine": compare.machine(),

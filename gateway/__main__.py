@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +11,7 @@ from typing import Any
 
 from yarl import URL
 
-from gateway.app import serve
+from gateway import workers
 from gateway.config import (
     BYTES_FILENAMES,
     EVENT_LOOPS,
@@ -99,8 +97,14 @@ OPTIONS = (
         "event_loop",
         str,
         "asyncio's own event loop, or uvloop (pip install 'engine-gateway[uvloop]'); "
-        "measured here, uvloop made uploads slower and small calls no faster",
+        "measured here, uvloop made uploads slower and small calls barely faster",
         choices=EVENT_LOOPS,
+    ),
+    Option(
+        "workers",
+        int,
+        "processes serving the ports together (SO_REUSEPORT), each on one core at most; "
+        "metrics are added up across them",
     ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )
@@ -137,24 +141,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
-    logging.basicConfig(
-        level=config.logging_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        runner.run(serve(config))
-
-
-def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """asyncio's own loop (None), or uvloop's when asked for and installed."""
-    if choice == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        raise SystemExit("--event-loop uvloop: uvloop is not installed") from None
-    return uvloop.new_event_loop
+    sys.exit(workers.run(config))
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     public[CUTTING] = asyncio.Event()
     admin = web.Application()
     draining = asyncio.Event()
-    counted = metrics.create(enabled=config.metrics == "on")
+    counted = metrics.create(enabled=config.metrics == "on", shared=config.workers > 1)
     for app in (public, admin):
         app[CONFIG] = config
         app[DRAINING] = draining
@@ -158,8 +158,12 @@ async def start(config: Config) -> Servers:
     )
     await servers.public.setup()
     await servers.admin.setup()
-    await web.TCPSite(servers.admin, config.admin_host, config.admin_port).start()
-    await web.TCPSite(servers.public, config.host, config.port).start()
+    # Several workers bind the same ports; the kernel spreads connections over them.
+    shared = config.workers > 1
+    await web.TCPSite(
+        servers.admin, config.admin_host, config.admin_port, reuse_port=shared
+    ).start()
+    await web.TCPSite(servers.public, config.host, config.port, reuse_port=shared).start()
     log.info(
         "listening on http://%s:%d (admin http://%s:%d), engine %s",
         config.host,

@@ -36,6 +36,7 @@ class Config:
     metrics: str = "on"
     splice: str = "on"  # large response bodies socket to socket in the kernel (Linux)
     event_loop: str = "asyncio"  # uvloop measured slower for uploads (bench/levers.py)
+    workers: int = 1
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -64,6 +65,11 @@ class Config:
             raise ConfigError(
                 f"upstream_connections must be at least 1, got {self.upstream_connections}"
             )
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.workers > 1 and 0 in (self.port, self.admin_port):
+            # Each worker binds the ports itself: port 0 would give each a port of its own.
+            raise ConfigError("with more than one worker, port and admin port must not be 0")
         if self.max_upload_bytes < 0:
             raise ConfigError(f"max_upload_bytes must not be negative, got {self.max_upload_bytes}")
         if self.default_disposition not in DISPOSITION_TYPES:

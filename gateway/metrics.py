@@ -5,10 +5,17 @@ the collectors and feeds them. Each application gets its own registry (so two ga
 one process, as in tests, never share counts). Labels are bounded by construction: the
 route table's label, the method (the engine's few, anything else is `other`), a status
 class and an outcome, never ids, names, paths, users or addresses.
+
+With several worker processes (workers.py) prometheus-client's multiprocess mode keeps the
+values in files, one set per worker, and a scrape adds them up: the collectors are then
+registered nowhere, and the exposed registry holds only the collector of those files. The
+process, platform and garbage-collector collectors are left out there, since they would
+describe only the worker that happened to answer.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata as package_metadata
@@ -22,6 +29,7 @@ from prometheus_client import (
     Info,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -38,6 +46,9 @@ SIZE_BUCKETS = tuple(float(1024 * 4**step) for step in range(12))
 
 Increment = Callable[[float], None]
 
+# prometheus-client's switch to multiprocess mode, read when it is first imported.
+SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 
 def _ignore(_: float) -> None:
     return None
@@ -46,7 +57,7 @@ def _ignore(_: float) -> None:
 @dataclass(frozen=True)
 class Metrics:
     enabled: bool  # off: nothing is counted (to measure what counting costs)
-    registry: CollectorRegistry
+    registry: CollectorRegistry  # what /metrics exposes
     transferred: Counter
     requests: Counter
     duration: Histogram
@@ -108,15 +119,20 @@ def version() -> str:
         return "unknown"
 
 
-def create(*, enabled: bool = True) -> Metrics:
+def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
+    """The collectors; `shared`: added up across worker processes (see the docstring)."""
     registry = CollectorRegistry(auto_describe=True)
-    if enabled:
+    if shared:
+        MultiProcessCollector(registry, path=os.environ[SHARED_DIR_ENV])  # type: ignore[no-untyped-call]
+    elif enabled:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
+    # The same in every worker, so it is kept out of the shared files.
     Info("engine_gateway_build", "The gateway's version.", registry=registry).info(
         {"version": version()}
     )
+    own = None if shared else registry
     return Metrics(
         enabled=enabled,
         registry=registry,
@@ -124,49 +140,52 @@ def create(*, enabled: bool = True) -> Metrics:
             "engine_gateway_transferred_bytes",
             "Body bytes moved, counted per chunk as they move (upload: client to engine).",
             ["direction", "route"],
-            registry=registry,
+            registry=own,
         ),
         requests=Counter(
             "engine_gateway_requests",
             "Requests finished, by how they ended.",
             ["method", "route", "status_class", "outcome"],
-            registry=registry,
+            registry=own,
         ),
         duration=Histogram(
             "engine_gateway_request_duration_seconds",
             "From the request's arrival to its last byte sent (or its end).",
             ["method", "route"],
             buckets=DURATION_BUCKETS,
-            registry=registry,
+            registry=own,
         ),
         first_byte=Histogram(
             "engine_gateway_time_to_first_byte_seconds",
             "From the request's arrival to the response's headers sent to the client.",
             ["method", "route"],
             buckets=DURATION_BUCKETS,
-            registry=registry,
+            registry=own,
         ),
         size=Histogram(
             "engine_gateway_transfer_size_bytes",
             "Body size of binary uploads and downloads.",
             ["direction", "route"],
             buckets=SIZE_BUCKETS,
-            registry=registry,
+            registry=own,
         ),
         in_flight=Gauge(
             "engine_gateway_requests_in_flight",
             "Requests being handled.",
-            registry=registry,
+            registry=own,
+            multiprocess_mode="livesum",
         ),
         streams=Gauge(
             "engine_gateway_streams_in_flight",
             "Binary uploads and downloads being streamed.",
             ["direction"],
-            registry=registry,
+            registry=own,
+            multiprocess_mode="livesum",
         ),
         upstream_ready=Gauge(
             "engine_gateway_upstream_ready",
             "1 when the engine answered its last readiness check, else 0.",
-            registry=registry,
+            registry=own,
+            multiprocess_mode="livemostrecent",
         ),
     )

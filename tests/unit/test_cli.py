@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from gateway.__main__ import OPTIONS, event_loop_factory, parse_config
+from gateway.__main__ import OPTIONS, parse_config
 from gateway.config import Config
+from gateway.workers import event_loop_factory
 
 
 def test_defaults() -> None:
@@ -64,6 +65,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_METRICS",
         "ENGINE_GATEWAY_SPLICE",
         "ENGINE_GATEWAY_EVENT_LOOP",
+        "ENGINE_GATEWAY_WORKERS",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -86,6 +88,8 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         ([], {"ENGINE_GATEWAY_BYTES_FILENAME": "name"}),
         ([], {"ENGINE_GATEWAY_PORT": "eighty"}),
         (["--port", "70000"], {}),
+        (["--workers", "0"], {}),
+        (["--workers", "2", "--port", "0"], {}),
     ],
 )
 def test_invalid_values_exit_with_a_usage_error(
