@@ -60,6 +60,18 @@ OPTIONS = (
         float,
         "on SIGTERM, how long in-flight requests may run before they are cut",
     ),
+    Option(
+        "client_header_timeout_seconds",
+        float,
+        "time a connection has for the complete headers of its next request, from being "
+        "accepted or from its previous answer; then it is closed (slow headers, idle keep-alive)",
+    ),
+    Option(
+        "client_body_timeout_seconds",
+        float,
+        "longest silence from a client while its request body streams; then 408 and the "
+        "engine request is aborted",
+    ),
     Option("upstream_connections", int, "size of the connection pool to the engine"),
     Option(
         "max_upload_bytes",

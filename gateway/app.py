@@ -1,5 +1,10 @@
 """The two aiohttp applications (public API, admin), the engine client, and their lifecycle.
 
+A connection that has no request being handled must deliver the complete headers of its
+next one within `client_header_timeout_seconds` of being accepted or of its previous
+answer, else it is closed: that bounds slow headers (slowloris) and idle keep-alive alike,
+which aiohttp alone does not (its keep-alive timer stops at the first byte of a request).
+
 Shutdown on SIGTERM or SIGINT is a drain: readiness turns 503 first, then the public port
 stops listening and idle keep-alive connections close, in-flight requests get up to
 `drain_timeout_seconds` to finish (each connection closes after its last answer), what is
@@ -14,6 +19,7 @@ still streaming would be starved instead of finishing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -36,6 +43,9 @@ READ_BUFFER_BYTES = 256 * 1024
 MAX_HEADER_LINE_BYTES = 8190
 # After the drain timeout: how long aiohttp may take to cancel what is still running.
 CUT_SECONDS = 0.5
+# How often connections are checked against the header timeout; a connection may live
+# this much longer than the timeout.
+SWEEP_SECONDS = 0.5
 
 
 @dataclass
@@ -45,6 +55,8 @@ class InFlight:
 
     busy: dict[RequestHandler, int] = field(default_factory=dict)
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
+    # When each connection was first seen idle, or last answered (event loop time).
+    idle_since: dict[RequestHandler, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.quiet.set()
@@ -54,6 +66,7 @@ class InFlight:
         self.quiet.clear()
 
     def finished(self, connection: RequestHandler) -> None:
+        self.idle_since[connection] = asyncio.get_running_loop().time()
         if self.busy[connection] == 1:
             del self.busy[connection]
         else:
@@ -133,10 +146,52 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     return public, admin
 
 
+async def close_slow_connections(
+    in_flight: InFlight, server: web.Server, timeout_seconds: float
+) -> None:
+    """Runs until cancelled: closes connections that have sent no complete request headers
+    for `timeout_seconds` (see the module's docstring)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        now = loop.time()
+        connections = set(server.connections)
+        for gone in in_flight.idle_since.keys() - connections:
+            del in_flight.idle_since[gone]
+        for connection in connections:
+            if connection in in_flight.busy:
+                continue
+            since = in_flight.idle_since.setdefault(connection, now)
+            if now - since > timeout_seconds:
+                connection.force_close()
+        await asyncio.sleep(SWEEP_SECONDS)
+
+
+class _WithoutRequestBytes(logging.Filter):
+    """aiohttp logs a malformed request with its parser's message, which quotes the
+    offending bytes: a broken `Authorization` line would be written to the log. Keeps the
+    line and the kind of error, drops the quote and the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = None if record.exc_info is None else record.exc_info[1]
+        if isinstance(error, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(error).__name__} {error.code}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# The public port's protocol log (malformed requests), credentials kept out.
+protocol_log = logging.getLogger("gateway.http")
+protocol_log.addFilter(_WithoutRequestBytes())
+
+
 def public_runner(app: web.Application, config: Config) -> web.AppRunner:
     return web.AppRunner(
         app,
         access_log=None,  # proxy.py writes one structured line per request instead
+        logger=protocol_log,
+        keepalive_timeout=config.client_header_timeout_seconds,
         handler_cancellation=True,  # a client that leaves cancels the engine request
         auto_decompress=False,
         read_bufsize=READ_BUFFER_BYTES,
@@ -149,21 +204,26 @@ def public_runner(app: web.Application, config: Config) -> web.AppRunner:
 class Servers:
     public: web.AppRunner
     admin: web.AppRunner
+    sweep: asyncio.Task[None]  # close_slow_connections on the public port
 
 
 async def start(config: Config) -> Servers:
     public, admin = build_apps(config)
-    servers = Servers(
-        public_runner(public, config), web.AppRunner(admin, access_log=None, shutdown_timeout=1.0)
-    )
-    await servers.public.setup()
-    await servers.admin.setup()
+    public_server = public_runner(public, config)
+    admin_server = web.AppRunner(admin, access_log=None, shutdown_timeout=1.0)
+    await public_server.setup()
+    await admin_server.setup()
     # Several workers bind the same ports; the kernel spreads connections over them.
     shared = config.workers > 1
-    await web.TCPSite(
-        servers.admin, config.admin_host, config.admin_port, reuse_port=shared
-    ).start()
-    await web.TCPSite(servers.public, config.host, config.port, reuse_port=shared).start()
+    await web.TCPSite(admin_server, config.admin_host, config.admin_port, reuse_port=shared).start()
+    await web.TCPSite(public_server, config.host, config.port, reuse_port=shared).start()
+    assert public_server.server is not None
+    sweep = asyncio.create_task(
+        close_slow_connections(
+            public[IN_FLIGHT], public_server.server, config.client_header_timeout_seconds
+        )
+    )
+    servers = Servers(public_server, admin_server, sweep)
     log.info(
         "listening on http://%s:%d (admin http://%s:%d), engine %s",
         config.host,
@@ -192,6 +252,9 @@ async def drain(servers: Servers) -> None:
     except TimeoutError:
         log.warning("drain timeout: cutting %d requests still running", len(in_flight.busy))
     public[CUTTING].set()
+    servers.sweep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await servers.sweep
     await servers.public.cleanup()  # cancels what still runs, closes the engine client
     await servers.admin.cleanup()
     log.info("stopped")

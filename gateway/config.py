@@ -29,6 +29,9 @@ class Config:
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 300.0
     drain_timeout_seconds: float = 30.0
+    # nginx's client_header_timeout and client_body_timeout, and their 60 s defaults.
+    client_header_timeout_seconds: float = 60.0
+    client_body_timeout_seconds: float = 60.0
     upstream_connections: int = 100
     max_upload_bytes: int = 1 << 30  # 0: no limit
     default_disposition: str = "attachment"
@@ -54,7 +57,12 @@ class Config:
                 raise ConfigError(f"{name} must be between 0 and 65535, got {value}")
         if self.port == self.admin_port and self.port != 0 and self.host == self.admin_host:
             raise ConfigError("port and admin port must differ")
-        for name in ("connect_timeout_seconds", "read_timeout_seconds"):
+        for name in (
+            "connect_timeout_seconds",
+            "read_timeout_seconds",
+            "client_header_timeout_seconds",
+            "client_body_timeout_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.drain_timeout_seconds < 0:

@@ -42,6 +42,15 @@ def too_large(limit_bytes: int) -> GatewayError:
     )
 
 
+def client_too_slow(timeout_seconds: float) -> GatewayError:
+    return GatewayError(
+        408,
+        "RequestTimeoutException",
+        f"The request body stalled for more than {timeout_seconds:g} s; "
+        "the engine stored nothing of it.",
+    )
+
+
 def shutting_down() -> GatewayError:
     return GatewayError(
         503,

@@ -59,6 +59,7 @@ class Transfer:
     filename_source: str = "-"  # where a download's name came from (metadata.Naming)
     # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
     rejection: errors.GatewayError | None = None
+    rejection_outcome: str = "rejected"
 
     def sent_down(self, size: int) -> None:
         """`size` more body bytes went to the client: logged and counted."""
@@ -222,9 +223,9 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             # engine gets an incomplete request and writes nothing.
             return _refuse(transfer, errors.shutting_down(), "drain_abort")
         if transfer.rejection is not None:
-            # We cut the upload (invalid form, too large): the engine got an incomplete
-            # body and writes nothing; the client learns why.
-            return _refuse(transfer, transfer.rejection, "rejected")
+            # We cut the upload (invalid form, too large, stalled): the engine got an
+            # incomplete body and writes nothing; the client learns why.
+            return _refuse(transfer, transfer.rejection, transfer.rejection_outcome)
         return _refuse(transfer, errors.upstream_unreachable(str(error) or type(error).__name__))
 
     # 4. Headers down. A binary download is named safely, from the engine's header if it is
@@ -305,7 +306,17 @@ class UploadRejected(Exception):
 async def _counted_body(
     request: web.Request, transfer: Transfer, config: Config
 ) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+    while True:
+        try:
+            # A client that stops sending would hold the engine request open for ever.
+            async with asyncio.timeout(config.client_body_timeout_seconds):
+                chunk = await request.content.read(CHUNK_BYTES)
+        except TimeoutError:
+            transfer.rejection = errors.client_too_slow(config.client_body_timeout_seconds)
+            transfer.rejection_outcome = "timeout"
+            raise UploadRejected from None
+        if not chunk:
+            return
         transfer.bytes_up += len(chunk)
         transfer.count_up(len(chunk))
         if config.max_upload_bytes and transfer.bytes_up > config.max_upload_bytes:

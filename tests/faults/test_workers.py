@@ -27,6 +27,11 @@ async def gateway(stub: Stub, tmp_path: Path) -> AsyncIterator[Gateway]:
         tmp_path, stub.url, "--workers", "2", "--drain-timeout-seconds", "20", wait_for="/livez"
     )
     try:
+
+        async def both_listening() -> bool:
+            return len(set(_worker_pids(started))) == 2
+
+        await poll_until(both_listening, timeout_seconds=DEADLINE_SECONDS, what="two workers")
         yield started
     finally:
         stop(started.running.process)
@@ -95,6 +100,7 @@ async def test_sigterm_drains_every_worker_and_exits_0(
     gateway: Gateway, stub: Stub, fresh_connections: aiohttp.ClientSession
 ) -> None:
     workers = set(_worker_pids(gateway))
+    assert len(workers) == 2
     query = {"size": str(1 << 20), "gate": "1"}
     async with fresh_connections.get(
         gateway.base_url + "/engine-rest/stream", params=query
@@ -119,6 +125,7 @@ async def test_sigterm_drains_every_worker_and_exits_0(
 
 async def test_a_worker_that_dies_stops_the_gateway_with_an_error(gateway: Gateway) -> None:
     pids = sorted(set(_worker_pids(gateway)))
+    assert len(pids) == 2
     os.kill(pids[0], signal.SIGKILL)
     assert await _exit_status(gateway) == 1
     assert not _any_alive(pids)
@@ -143,7 +150,6 @@ def _worker_pids(gateway: Gateway) -> list[int]:
                 continue
             if target.startswith("socket:[") and target[8:-1] in inodes:
                 found.append(pid)
-    assert len(set(found)) == 2, found
     return found
 
 

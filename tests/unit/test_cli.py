@@ -58,6 +58,8 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_CONNECT_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_READ_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_DRAIN_TIMEOUT_SECONDS",
+        "ENGINE_GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS",
+        "ENGINE_GATEWAY_CLIENT_BODY_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_UPSTREAM_CONNECTIONS",
         "ENGINE_GATEWAY_MAX_UPLOAD_BYTES",
         "ENGINE_GATEWAY_DEFAULT_DISPOSITION",
@@ -89,6 +91,8 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         ([], {"ENGINE_GATEWAY_PORT": "eighty"}),
         (["--port", "70000"], {}),
         (["--workers", "0"], {}),
+        (["--client-header-timeout-seconds", "0"], {}),
+        (["--client-body-timeout-seconds", "-1"], {}),
         (["--workers", "2", "--port", "0"], {}),
     ],
 )
