@@ -12,27 +12,15 @@ import pytest
 
 from gateway import app as gateway_app
 from tests import inprocess
-from tests.faults.polling import poll_until
+from tests.faults.polling import exit_status, http_status, poll_until
 from tests.inprocess import Stub
 from tests.processes import Gateway, start_gateway, stop
 
 DEADLINE_SECONDS = 15
 
 
-async def _status(client: aiohttp.ClientSession, url: str) -> int | None:
-    try:
-        async with client.get(url) as response:
-            return response.status
-    except aiohttp.ClientConnectionError:
-        return None
-
-
 async def _wait_for_exit(gateway: Gateway) -> int:
-    async def exited() -> bool:
-        return gateway.running.process.poll() is not None
-
-    await poll_until(exited, timeout_seconds=DEADLINE_SECONDS, what="gateway exit")
-    return gateway.running.process.wait()
+    return await exit_status(gateway.running.process, timeout_seconds=DEADLINE_SECONDS)
 
 
 async def test_sigterm_lets_in_flight_downloads_finish_and_exits_0(
@@ -46,10 +34,10 @@ async def test_sigterm_lets_in_flight_downloads_finish_and_exits_0(
             os.kill(gateway.running.pid, signal.SIGTERM)
 
             async def not_ready() -> bool:
-                return await _status(client, gateway.admin_url + "/readyz") == 503
+                return await http_status(client, gateway.admin_url + "/readyz") == 503
 
             async def refusing() -> bool:
-                return await _status(client, gateway.base_url + "/engine-rest/engine") is None
+                return await http_status(client, gateway.base_url + "/engine-rest/engine") is None
 
             await poll_until(not_ready, timeout_seconds=DEADLINE_SECONDS, what="readyz 503")
             await poll_until(refusing, timeout_seconds=DEADLINE_SECONDS, what="listener closed")
@@ -94,7 +82,7 @@ async def test_a_drain_closes_idle_keep_alive_connections_and_waits_for_busy_one
             drained = asyncio.create_task(gateway_app.drain(gateway.servers))
 
             async def idle_closed() -> bool:
-                return await _status(idle, gateway.url + "/engine-rest/headers") is None
+                return await http_status(idle, gateway.url + "/engine-rest/headers") is None
 
             await poll_until(idle_closed, timeout_seconds=DEADLINE_SECONDS, what="idle closed")
             assert not drained.done()

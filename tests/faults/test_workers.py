@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.faults.polling import poll_until
+from tests.faults.polling import exit_status, http_status, poll_until
 from tests.inprocess import Stub
 from tests.processes import Gateway, start_gateway, stop, with_children
 
@@ -109,11 +109,8 @@ async def test_sigterm_drains_every_worker_and_exits_0(
         os.kill(gateway.running.pid, signal.SIGTERM)
 
         async def refusing() -> bool:
-            try:
-                async with fresh_connections.get(gateway.base_url + "/engine-rest/engine"):
-                    return False
-            except aiohttp.ClientConnectionError:
-                return True
+            url = gateway.base_url + "/engine-rest/engine"
+            return await http_status(fresh_connections, url) is None
 
         await poll_until(refusing, timeout_seconds=DEADLINE_SECONDS, what="both listeners closed")
         stub.state.release.set()
@@ -158,8 +155,4 @@ def _any_alive(pids: set[int] | list[int]) -> bool:
 
 
 async def _exit_status(gateway: Gateway) -> int:
-    async def exited() -> bool:
-        return gateway.running.process.poll() is not None
-
-    await poll_until(exited, timeout_seconds=DEADLINE_SECONDS, what="gateway exit")
-    return gateway.running.process.wait()
+    return await exit_status(gateway.running.process, timeout_seconds=DEADLINE_SECONDS)

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from tests import processes
-from tests.faults.polling import poll_until
+from tests.faults.polling import exit_status, http_status, poll_until
 from tests.integration import engine_api
 
 SIZE = 100_000_000
@@ -58,14 +58,6 @@ async def _upload(
     return status
 
 
-async def _status(client: aiohttp.ClientSession, url: str) -> int | None:
-    try:
-        async with client.get(url) as response:
-            return response.status
-    except aiohttp.ClientConnectionError:
-        return None
-
-
 async def _streams_in_flight(client: aiohttp.ClientSession, admin_url: str) -> bool:
     # identity: this client does not decompress, and /metrics gzips for those who accept it
     async with client.get(
@@ -80,11 +72,7 @@ async def _streams_in_flight(client: aiohttp.ClientSession, admin_url: str) -> b
 
 
 async def _exited(gateway: processes.Gateway) -> int:
-    async def gone() -> bool:
-        return gateway.running.process.poll() is not None
-
-    await poll_until(gone, timeout_seconds=DEADLINE_SECONDS, what="gateway exit")
-    return gateway.running.process.wait()
+    return await exit_status(gateway.running.process, timeout_seconds=DEADLINE_SECONDS)
 
 
 async def _read_all(content: aiohttp.StreamReader, digest: hashlib._Hash) -> int:
@@ -154,10 +142,10 @@ async def test_sigterm_drains_a_100_mb_download_and_upload_to_the_end(
             os.kill(gateway.running.pid, signal.SIGTERM)
 
             async def not_ready() -> bool:
-                return await _status(client, gateway.admin_url + "/readyz") == 503
+                return await http_status(client, gateway.admin_url + "/readyz") == 503
 
             async def refusing() -> bool:
-                return await _status(client, gateway.base_url + "/engine-rest/engine") is None
+                return await http_status(client, gateway.base_url + "/engine-rest/engine") is None
 
             await poll_until(not_ready, timeout_seconds=5, what="readyz 503")
             await poll_until(refusing, timeout_seconds=5, what="listener closed")
