@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: bench bench-levers bench-profile run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-chart clean
+.PHONY: bench bench-levers bench-profile run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -85,6 +85,9 @@ bench-chart: $(VENV)/.installed e2e-tools
 
 bench-names: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/download_names.py
+
+bench-engine-download: $(VENV)/.installed $(JAR)
+	ENGINE=$(ENGINE) $(PY) bench/engine_download.py
 
 clean:
 	rm -rf deploy/engine/target .data .tools .mypy_cache .ruff_cache .pytest_cache
