@@ -166,24 +166,22 @@ async def close_slow_connections(
         await asyncio.sleep(SWEEP_SECONDS)
 
 
-class _WithoutRequestBytes(logging.Filter):
+def _without_request_bytes(record: logging.LogRecord) -> bool:
     """aiohttp logs a malformed request with its parser's message, which quotes the
     offending bytes: a broken `Authorization` line would be written to the log. Keeps the
     line and the kind of error, drops the quote and the traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = None if record.exc_info is None else record.exc_info[1]
-        if isinstance(error, HttpProcessingError):
-            record.msg = f"{record.getMessage()}: {type(error).__name__} {error.code}"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-        return True
+    error = None if record.exc_info is None else record.exc_info[1]
+    if isinstance(error, HttpProcessingError):
+        record.msg = f"{record.getMessage()}: {type(error).__name__} {error.code}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 # The public port's protocol log (malformed requests), credentials kept out.
 protocol_log = logging.getLogger("gateway.http")
-protocol_log.addFilter(_WithoutRequestBytes())
+protocol_log.addFilter(_without_request_bytes)
 
 
 def public_runner(app: web.Application, config: Config) -> web.AppRunner:
