@@ -7,7 +7,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: bench bench-levers bench-profile run test lint typecheck unit faults integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart clean
+.PHONY: bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -50,6 +50,22 @@ unit: $(VENV)/.installed
 faults: $(VENV)/.installed
 	$(PY) -m pytest -q tests/faults
 
+# atheris on the pure parsers (tests/fuzz), FUZZ_SECONDS each; `make -j3 fuzz` runs them side
+# by side. New corpus entries go to .fuzz/<target> (gitignored), next to the seeds in
+# tests/fuzz/corpus/<target>; a crashing input to .fuzz/<target>-crash-<sha1>. `make test`
+# runs each for a minute (tests/fuzz/test_fuzz_short.py).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := headers disposition multipart
+FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
+.PHONY: $(FUZZ_RUNS)
+
+fuzz: $(FUZZ_RUNS)
+
+$(FUZZ_RUNS): fuzz-%: $(VENV)/.installed
+	@mkdir -p .fuzz/$*
+	$(PY) -m tests.fuzz.$*_target -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+		-artifact_prefix=.fuzz/$*- .fuzz/$* tests/fuzz/corpus/$*
+
 integration: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/integration
 
@@ -88,6 +104,12 @@ bench-names: $(VENV)/.installed $(JAR)
 
 bench-engine-download: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/engine_download.py
+
+# Mixed traffic through the gateway to the real engine, every transfer checked by SHA-256;
+# bench/results/soak.json and docs/soak.png. `make test` runs it for 2 minutes.
+SOAK_SECONDS ?= 1800
+soak: $(VENV)/.installed $(JAR)
+	ENGINE=$(ENGINE) $(PY) bench/soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf deploy/engine/target .data .tools .mypy_cache .ruff_cache .pytest_cache

@@ -33,10 +33,11 @@ WINDOWS_RESERVED = frozenset(
     | {"COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³"}
 )
 
-# C0, DEL, C1, line/paragraph separators, and the bidirectional controls that make
-# `evil\u202egnp.exe` look like `evilexe.png`.
+# C0, DEL, C1, line/paragraph separators, the bidirectional controls that make
+# `evil\u202egnp.exe` look like `evilexe.png`, and lone surrogates: the engine's raw
+# non-UTF-8 header bytes arrive as surrogate escapes, which no filename can hold.
 _UNSAFE_CHARACTERS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
 )
 
 
@@ -132,9 +133,10 @@ def parse_engine_disposition(value: str | None) -> EngineDisposition:
         _, _, encoded = rest.partition("'")
         try:
             name = unquote(encoded, encoding=charset or "utf-8", errors="strict")
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # also a charset name with a NUL or a raw byte in it
             name = ""
-        if name and "\ufffd" not in name:
+        # Decoded strictly, so a U+FFFD left in the name is one the sender wrote: exact too.
+        if name:
             return EngineDisposition(Quality.EXACT, name)
     plain = parameters.get("filename")
     if plain is None:
@@ -162,7 +164,11 @@ _INLINE_TYPES = frozenset({"text/plain", "text/csv", "application/pdf", "applica
 
 
 def renders_safely(content_type: str | None) -> bool:
-    media_type = (content_type or "").partition(";")[0].strip().lower()
+    # A browser reads `image/png, text/html` as a list and takes the last type it can parse
+    # (Fetch, "extract a MIME type"): HTML. One type only, then.
+    if content_type is None or "," in content_type:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
     if "xml" in media_type:  # image/svg+xml included
         return False
     return media_type in _INLINE_TYPES or media_type.startswith(_INLINE_PREFIXES)

@@ -28,6 +28,14 @@ def upstream_timeout(detail: str) -> GatewayError:
     return GatewayError(504, "UpstreamTimeoutException", f"Engine did not answer in time: {detail}")
 
 
+def upstream_invalid(parser_message: str) -> GatewayError:
+    # The parser's own words only: what follows them quotes the engine's bytes.
+    reason = parser_message.split(":", 1)[0].strip()
+    return GatewayError(
+        502, "UpstreamInvalidResponseException", f"The engine's answer is not valid HTTP: {reason}"
+    )
+
+
 def not_found(path: str) -> GatewayError:
     return GatewayError(
         404, "NotFoundException", f"The gateway serves only /engine-rest, not {path!r}"

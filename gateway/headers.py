@@ -7,6 +7,7 @@ set below plus every field named in `Connection`. The gateway re-frames bodies i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -52,10 +53,6 @@ def end_to_end(headers: Headers, also_dropped: Iterable[str] = ()) -> CIMultiDic
     )
 
 
-def _append(existing: str | None, value: str) -> str:
-    return value if not existing else f"{existing}, {value}"
-
-
 def upstream_request_headers(
     incoming: Headers, *, client_address: str | None, scheme: str, host: str | None
 ) -> CIMultiDict[str]:
@@ -70,13 +67,28 @@ def upstream_request_headers(
     if host:
         outgoing["Host"] = host
     if client_address:
-        outgoing["X-Forwarded-For"] = _append(incoming.get("X-Forwarded-For"), client_address)
+        # Every line a proxy in front sent, as one list (RFC 9110 §5.3), then this client;
+        # a line the client named in `Connection` was dropped above, as hop-by-hop.
+        earlier = [v.strip() for v in outgoing.getall("X-Forwarded-For", ()) if v.strip()]
+        outgoing["X-Forwarded-For"] = ", ".join([*earlier, client_address])
     outgoing.setdefault("X-Forwarded-Proto", scheme)
     if host:
         outgoing.setdefault("X-Forwarded-Host", host)
     return outgoing
 
 
+# Control characters but HTAB: RFC 9110 §5.5 forbids them in a field value, and aiohttp
+# refuses to write them, failing the whole response. Its lenient response parser lets DEL
+# through from the engine, and a value it cannot send is better sent with a space.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def sendable(value: str) -> str:
+    """`value` with each control character aiohttp cannot send replaced by a space."""
+    return _CONTROL.sub(" ", value)
+
+
 def downstream_response_headers(upstream: Headers) -> CIMultiDict[str]:
-    """Headers for the client: the engine's end-to-end headers, `Content-Length` included."""
-    return end_to_end(upstream)
+    """Headers for the client: the engine's end-to-end headers, `Content-Length` included,
+    each value sendable."""
+    return CIMultiDict((name, sendable(value)) for name, value in end_to_end(upstream).items())

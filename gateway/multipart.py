@@ -87,9 +87,11 @@ def _decode_rfc2231(value: str) -> str:
     _, _, encoded = rest.partition("'")
     if not encoded:
         return value
+    # What cannot be decoded is kept as given, as ParameterParser does: an unknown charset,
+    # bytes not in it, a NUL (ValueError) or a surrogate-escaped byte (UnicodeEncodeError).
     try:
         return unquote_to_bytes(encoded).decode(charset or "utf-8")
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, ValueError):
         return value
 
 
@@ -428,9 +430,11 @@ def wrap_raw_body(
     disposition = 'form-data; name="data"' + (
         _disposition_filename(filename) if filename is not None else ""
     )
+    # The client's Content-Type goes into the part as the bytes it sent: aiohttp hands over
+    # a byte that is not UTF-8 as a surrogate escape, which becomes that byte again here.
     head = (
         f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {part_type}\r\n\r\n"
-    ).encode()
+    ).encode(errors="surrogateescape")
     if len(head) - len(f"--{boundary}\r\n") > PART_HEADER_LIMIT_BYTES:
         raise FormError(
             f"The filename is too long: the engine allows {PART_HEADER_LIMIT_BYTES} bytes "

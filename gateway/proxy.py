@@ -226,6 +226,9 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             # We cut the upload (invalid form, too large, stalled): the engine got an
             # incomplete body and writes nothing; the client learns why.
             return _refuse(transfer, transfer.rejection, transfer.rejection_outcome)
+        if isinstance(error, aiohttp.ClientResponseError):
+            # The response parser refused the engine's status line or headers.
+            return _refuse(transfer, errors.upstream_invalid(error.message))
         return _refuse(transfer, errors.upstream_unreachable(str(error) or type(error).__name__))
 
     # 4. Headers down. A binary download is named safely, from the engine's header if it is
@@ -238,6 +241,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             engine_value = outgoing_headers["Content-Disposition"]
             outgoing_headers["Content-Disposition"] = disposition.rebuild(engine_value)
         transfer.status = upstream.status
+        reason = None if upstream.reason is None else headers.sendable(upstream.reason)
 
         # A small body of declared length (the JSON calls) is read whole and goes out with
         # the headers in one write: bounded memory, one system call instead of three.
@@ -254,10 +258,10 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             transfer.sent_down(len(whole))
             transfer.first_byte = time.monotonic()
             return web.Response(
-                status=upstream.status, reason=upstream.reason, headers=outgoing_headers, body=whole
+                status=upstream.status, reason=reason, headers=outgoing_headers, body=whole
             )
 
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response = web.StreamResponse(status=upstream.status, reason=reason)
         response.headers.extend(outgoing_headers)
         await response.prepare(request)
         transfer.first_byte = time.monotonic()
@@ -283,8 +287,12 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             return response
         while True:
             try:
-                chunk = await upstream.content.read(CHUNK_BYTES)
-            except aiohttp.ServerTimeoutError:
+                # aiohttp's own read timeout (sock_read) is lost, and the read waits for
+                # ever, when its C parser fails on the engine's chunk framing mid-body
+                # (3.14.5, tests/faults/test_lying_upstream.py): this deadline holds anyway.
+                async with asyncio.timeout(config.read_timeout_seconds):
+                    chunk = await upstream.content.read(CHUNK_BYTES)
+            except TimeoutError:  # aiohttp's ServerTimeoutError is one too
                 _abort_client(request, transfer, "timeout")
                 return response
             except aiohttp.ClientError:

@@ -134,7 +134,10 @@ async def _pump(
             while remaining or in_pipe:
                 moved = False
                 if remaining and in_pipe < capacity:
-                    taken = _splice(source, write_end, min(remaining, capacity - in_pipe))
+                    try:
+                        taken = _splice(source, write_end, min(remaining, capacity - in_pipe))
+                    except OSError as error:  # the engine reset: not the client leaving
+                        raise UpstreamEnded from error
                     if taken == 0:
                         raise UpstreamEnded
                     if taken:

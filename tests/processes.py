@@ -139,7 +139,7 @@ def engine_jar(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def engine(work_dir: Path, name: str | None = None) -> Iterator[Running]:
+def engine(work_dir: Path, name: str | None = None, *extra_args: str) -> Iterator[Running]:
     name = name or engine_name()
     jar = engine_jar(name)
     port = free_port()
@@ -154,6 +154,7 @@ def engine(work_dir: Path, name: str | None = None) -> Iterator[Running]:
             f"--server.port={port}",
             f"--server.address={LOOPBACK}",
             f"--engine.data-dir={work_dir / ('engine-data-' + name)}",
+            *extra_args,
         ],
         log_path,
         port,

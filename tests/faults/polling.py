@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -12,11 +13,17 @@ import aiohttp
 POLL_SECONDS = 0.05
 
 
+async def _holds(condition: Callable[[], Awaitable[bool] | bool]) -> bool:
+    result = condition()
+    return await result if inspect.isawaitable(result) else result
+
+
 async def poll_until(
-    condition: Callable[[], Awaitable[bool]], *, timeout_seconds: float, what: str
+    condition: Callable[[], Awaitable[bool] | bool], *, timeout_seconds: float, what: str
 ) -> None:
+    """Until `condition` (a plain or an async function) holds, or TimeoutError."""
     deadline = time.monotonic() + timeout_seconds
-    while not await condition():
+    while not await _holds(condition):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_seconds} s waiting for {what}")
         await asyncio.sleep(POLL_SECONDS)

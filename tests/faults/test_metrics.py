@@ -4,7 +4,7 @@ not an engine): bytes counted per chunk as they pass, every outcome labelled."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -59,7 +59,7 @@ async def test_download_bytes_are_counted_while_they_move(
             stub.state.release.set()
             assert len(await got.read()) == size - 65536
         await poll_until(
-            _async(lambda: finished(gateway, "complete", "2xx", "GET") == 1),
+            lambda: finished(gateway, "complete", "2xx", "GET") == 1,
             timeout_seconds=DEADLINE_SECONDS,
             what="the request counted",
         )
@@ -92,7 +92,7 @@ async def test_upload_bytes_are_counted_while_they_move(
         async def body() -> AsyncIterator[bytes]:
             yield first
             await poll_until(
-                _async(lambda: transferred(gateway, "upload") >= len(first)),
+                lambda: transferred(gateway, "upload") >= len(first),
                 timeout_seconds=DEADLINE_SECONDS,
                 what="the first megabyte counted",
             )
@@ -128,7 +128,7 @@ async def test_a_download_cut_by_the_engine_is_counted_as_such(
             with pytest.raises(aiohttp.ClientPayloadError):
                 await response.read()
         await poll_until(
-            _async(lambda: finished(gateway, outcome, "2xx", "GET") == 1),
+            lambda: finished(gateway, outcome, "2xx", "GET") == 1,
             timeout_seconds=DEADLINE_SECONDS,
             what=f"a {outcome} counted",
         )
@@ -143,7 +143,7 @@ async def test_a_client_leaving_is_counted_as_client_abort(
         await response.content.readexactly(65536)
         response.close()
         await poll_until(
-            _async(lambda: finished(gateway, "client_abort", "4xx", "GET") == 1),
+            lambda: finished(gateway, "client_abort", "4xx", "GET") == 1,
             timeout_seconds=DEADLINE_SECONDS,
             what="the client abort counted",
         )
@@ -194,13 +194,6 @@ async def test_metrics_off_serves_and_counts_nothing(
         async with client.get(gateway.admin_url + "/metrics") as response:
             assert response.status == 404
         assert transferred(gateway, "download") == 0
-
-
-def _async(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return condition()
-
-    return check
 
 
 async def test_a_download_cut_by_the_drain_timeout_is_counted_as_drain_abort(

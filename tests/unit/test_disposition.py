@@ -9,10 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.disposition import (
+    ATTACHMENT,
     DEFAULT_FILENAME,
+    INLINE,
     MAX_FILENAME_UTF8_BYTES,
     EngineDisposition,
     Quality,
+    ascii_fallback,
     content_disposition,
     disposition_type,
     download_headers,
@@ -20,6 +23,11 @@ from gateway.disposition import (
     rebuild,
     sanitize,
 )
+
+# Lone surrogates too: a JSON string (the engine's metadata) can hold one, and aiohttp
+# hands over a header byte that is not UTF-8 as one (a surrogate escape).
+ANY_TEXT = st.lists(st.one_of(st.characters(), st.characters(categories=["Cs"]))).map("".join)
+VISIBLE_ASCII = re.compile("[ -~]*")
 
 
 def parsed_by_email_package(header: str) -> tuple[str, str | None]:
@@ -60,7 +68,7 @@ def test_the_fallback_has_no_quote_backslash_or_slash(filename: str) -> None:
     assert not set(fallback.group(1)) & {'"', "\\", "/"}
 
 
-@given(st.text())
+@given(ANY_TEXT)
 def test_sanitized_names_are_safe_to_save(filename: str) -> None:
     name = sanitize(filename)
     assert name
@@ -157,6 +165,8 @@ def test_our_own_header_is_judged_exact_with_its_name(filename: str) -> None:
         ("inline", "inline", "application/octet-stream", "attachment"),
         ("inline", "inline", None, "attachment"),
         ("inline", "inline", "", "attachment"),
+        # A list of types is read by a browser as its last one it can parse (Fetch).
+        ("inline", "inline", "image/png, text/html", "attachment"),
     ],
 )
 def test_disposition_policy(
@@ -190,3 +200,61 @@ def test_every_download_is_nosniff_and_inline_ones_are_sandboxed() -> None:
 )
 def test_other_engine_dispositions_are_rebuilt_with_their_type(engine: str, expected: str) -> None:
     assert rebuild(engine) == expected
+
+
+@given(ANY_TEXT, st.sampled_from([ATTACHMENT, INLINE]))
+def test_any_code_point_gives_visible_ascii_that_reads_back(filename: str, kind: str) -> None:
+    header = content_disposition(filename, kind)
+    assert VISIBLE_ASCII.fullmatch(header)
+    assert parsed_by_email_package(header) == (kind, sanitize(filename))
+
+
+@given(ANY_TEXT)
+def test_the_fallback_is_a_safe_visible_ascii_name(name: str) -> None:
+    fallback = ascii_fallback(name)
+    assert VISIBLE_ASCII.fullmatch(fallback)
+    assert fallback
+    assert not fallback.startswith(".")
+    assert not set(fallback) & set('"\\%/')
+
+
+@given(ANY_TEXT)
+def test_any_engine_header_is_judged_and_rebuilt_as_visible_ascii(value: str) -> None:
+    judged = parse_engine_disposition(value)
+    assert (judged.filename is None) == (judged.quality is Quality.MISSING)
+    rebuilt = rebuild(value)
+    assert VISIBLE_ASCII.fullmatch(rebuilt)
+    assert rebuilt.partition(";")[0] in (ATTACHMENT, INLINE)
+
+
+@given(
+    st.sampled_from(["image/png", "text/plain", "application/pdf", "video/mp4"]),
+    st.sampled_from(["text/html", "image/svg+xml", "application/javascript", "text/xml"]),
+)
+def test_a_list_of_types_is_never_shown_inline(shown: str, active: str) -> None:
+    assert disposition_type(INLINE, INLINE, f"{shown}, {active}") == ATTACHMENT
+    assert disposition_type(INLINE, INLINE, f"{shown},{active}; charset=UTF-8") == ATTACHMENT
+
+
+# Found by tests/fuzz/disposition_target.py.
+
+
+def test_a_raw_latin1_name_from_the_engine_is_rebuilt_without_its_undecodable_bytes() -> None:
+    assert (
+        rebuild('attachment; filename="r\udce9sum\udce9.txt"') == 'attachment; filename="rsum.txt"'
+    )
+
+
+def test_a_lone_surrogate_in_a_metadata_name_is_dropped() -> None:
+    assert content_disposition("a\ud800b.txt") == 'attachment; filename="ab.txt"'
+
+
+def test_a_replacement_character_in_filename_star_is_exact() -> None:
+    header = "attachment; filename=\"_.txt\"; filename*=UTF-8''%EF%BF%BD.txt"
+    assert parse_engine_disposition(header) == EngineDisposition(Quality.EXACT, "\ufffd.txt")
+
+
+@pytest.mark.parametrize("charset", ["\udce9", "UTF-\x00"])
+def test_a_charset_python_cannot_name_falls_back_to_the_plain_filename(charset: str) -> None:
+    header = f"attachment; filename=\"a.txt\"; filename*={charset}''%41.txt"
+    assert parse_engine_disposition(header) == EngineDisposition(Quality.EXACT, "a.txt")

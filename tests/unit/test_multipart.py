@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -242,3 +244,114 @@ def test_wrapped_raw_body_parses_back_to_the_same_bytes(
     start = len(wrapped.head)
     assert body[start : start + len(content)] == content
     assert wrapped.length(len(content)) == len(body)
+
+
+# Bodies made of what forms are made of, in any order: delimiters, line ends, part headers.
+FORM_PIECES = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                b"--" + BOUNDARY,
+                b"\r\n--" + BOUNDARY,
+                b"--",
+                b"\r\n",
+                b"\r\n\r\n",
+                b"\n",
+                DATA.encode(),
+                VALUE_TYPE.encode(),
+                b"Bytes",
+            ]
+        ),
+        st.binary(max_size=40),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+def outcome(body: bytes, splits: list[int]) -> tuple[list[Part] | None, int | None, str | None]:
+    try:
+        scanner = scan(body, splits)
+        return scanner.finish(), scanner.close_offset, None
+    except FormError as error:
+        return None, None, str(error)
+
+
+@settings(max_examples=300)
+@given(body=FORM_PIECES, splits=st.lists(st.integers(min_value=1, max_value=1200), max_size=8))
+def test_any_body_gives_the_same_parts_or_error_in_any_chunks(
+    body: bytes, splits: list[int]
+) -> None:
+    assert outcome(body, [s for s in splits if s < len(body)]) == outcome(body, [])
+
+
+PARTS = st.lists(
+    st.builds(
+        Part,
+        st.one_of(st.none(), st.sampled_from(["data", "valueType", "type", "other"])),
+        st.one_of(st.none(), st.text(max_size=5)),
+        st.one_of(
+            st.none(), st.sampled_from(["application/json", "text/plain"]), st.text(max_size=9)
+        ),
+        st.one_of(
+            st.none(), st.sampled_from([b"Bytes", b"File", b"file", b"String", b""]), st.binary()
+        ),
+    ),
+    max_size=5,
+)
+
+
+@given(PARTS)
+def test_the_variable_form_check_accepts_or_refuses_with_a_form_error(parts: list[Part]) -> None:
+    with contextlib.suppress(FormError):
+        multipart.check_variable_form(parts)
+
+
+# Lone surrogates too: aiohttp hands over a header byte that is not UTF-8 as one.
+ANY_TEXT = st.lists(st.one_of(st.characters(), st.characters(categories=["Cs"]))).map("".join)
+
+
+@given(ANY_TEXT, st.sampled_from([";", ","]))
+def test_parameters_of_any_header_are_read_without_error(value: str, separator: str) -> None:
+    for name in multipart.parse_parameters(value, separator):
+        assert name == name.lower()
+
+
+@given(ANY_TEXT)
+def test_any_content_type_has_a_boundary_or_none(content_type: str) -> None:
+    assert multipart.boundary_of(content_type) != b""
+
+
+# RFC 2046 §5.1.1: the characters of a boundary, which may not end in a space.
+BCHARS = st.text(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ",
+    min_size=1,
+    max_size=70,
+).filter(lambda boundary: not boundary.endswith(" "))
+
+
+@given(BCHARS, st.sampled_from(["", "charset=UTF-8; "]))
+def test_a_quoted_boundary_reads_back_from_its_content_type(boundary: str, before: str) -> None:
+    content_type = f'multipart/form-data; {before}boundary="{boundary}"'
+    assert multipart.boundary_of(content_type) == boundary.encode()
+
+
+# Found by tests/fuzz/multipart_target.py.
+
+
+def test_a_content_type_with_bytes_that_are_not_utf8_goes_into_the_wrapped_form_as_sent() -> None:
+    wrapped = multipart.wrap_raw_body(
+        value_type="File", filename="a.txt", content_type="text/pl\udce9in; charset=\udcff"
+    )
+    assert b"\r\nContent-Type: text/pl\xe9in; encoding=\xff\r\n" in wrapped.head
+
+
+@pytest.mark.parametrize("charset", ["UTF-\x00", "\udce9"])
+def test_a_charset_python_cannot_name_leaves_the_value_as_given(charset: str) -> None:
+    value = f"{charset}''%41.pdf"
+    assert multipart.parse_parameters(f"form-data; filename*={value}")["filename"] == value
+
+
+def test_a_part_whose_filename_charset_has_a_nul_is_scanned_as_the_engine_reads_it() -> None:
+    disposition = "Content-Disposition: form-data; name=data; filename*=UTF-\x00''%41.pdf"
+    parts = scan(form((disposition, b"x"), (VALUE_TYPE, b"File"))).finish()
+    assert parts[0] == Part("data", "UTF-\x00''%41.pdf", None)
