@@ -1,13 +1,15 @@
 # engine-gateway: `make run` starts the real engine and the gateway; `make test` runs it all.
 SHELL := /bin/bash
 ENGINE ?= operaton
+# the engine's database in `make run` and the integration tests: h2 (a file) or postgres
+DB ?= h2
 VENV := .venv
 PY := $(VENV)/bin/python
 JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: postgres-tools cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -30,12 +32,16 @@ engine: $(JAR)
 e2e-tools:
 	@bash deploy/local/ensure-tools.sh chromium:chromium prometheus:prometheus promtool:prometheus nginx:nginx wrk:wrk
 
+# Debian's PostgreSQL server, for DB=postgres and the cluster tests (tests/cluster).
+postgres-tools:
+	@bash deploy/local/ensure-tools.sh '/usr/lib/postgresql/*/bin/postgres:postgresql'
+
 # kustomize, for the tests in tests/deploy.
 k8s-tools:
 	@bash deploy/local/ensure-k8s-tools.sh
 
-run: $(VENV)/.installed $(JAR)
-	ENGINE=$(ENGINE) bash deploy/local/run.sh
+run: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools)
+	ENGINE=$(ENGINE) DB=$(DB) bash deploy/local/run.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -66,8 +72,8 @@ $(FUZZ_RUNS): fuzz-%: $(VENV)/.installed
 	$(PY) -m tests.fuzz.$*_target -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
 		-artifact_prefix=.fuzz/$*- .fuzz/$* tests/fuzz/corpus/$*
 
-integration: $(VENV)/.installed $(JAR)
-	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/integration
+integration: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools)
+	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q tests/integration
 
 e2e: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e
@@ -75,8 +81,8 @@ e2e: $(VENV)/.installed $(JAR) e2e-tools
 deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy
 
-test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools lint typecheck
-	ENGINE=$(ENGINE) $(PY) -m pytest -q -ra tests
+test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools postgres-tools lint typecheck
+	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q -ra tests
 
 # The gateway side by side with direct and nginx, all cases in one run (bench/compare.py),
 # then the README's tables and docs/compare.png from the results (bench/report.py).
@@ -110,6 +116,12 @@ bench-engine-download: $(VENV)/.installed $(JAR)
 SOAK_SECONDS ?= 1800
 soak: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/soak.py --seconds $(SOAK_SECONDS)
+
+# PostgreSQL, two engine nodes on it, a gateway before each, nginx balancing the gateways
+# (tests/cluster/nodes.py), on CLUSTER_PORT (8088), until Ctrl-C.
+CLUSTER_PORT ?= 8088
+cluster: $(VENV)/.installed $(JAR) e2e-tools postgres-tools
+	ENGINE=$(ENGINE) CLUSTER_PORT=$(CLUSTER_PORT) $(PY) -m tests.cluster
 
 clean:
 	rm -rf deploy/engine/target .data .tools .mypy_cache .ruff_cache .pytest_cache

@@ -5,8 +5,9 @@ Started lazily: only tests that ask for them pay the engine's start-up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 
 from tests import processes
@@ -17,8 +18,23 @@ pytest_plugins = ["tests.inprocess"]
 
 
 @pytest.fixture(scope="session")
-def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.Running]:
-    with processes.engine(tmp_path_factory.mktemp("engine")) as running:
+def engine_database(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[processes.Postgres | None]:
+    """The engine's database: its H2 file (None), or with DB=postgres a PostgreSQL server."""
+    if processes.database_name() == "h2":
+        yield None
+        return
+    with processes.postgres(tmp_path_factory.mktemp("postgres")) as database:
+        yield database
+
+
+@pytest.fixture(scope="session")
+def engine_process(
+    engine_database: processes.Postgres | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Running]:
+    work_dir = tmp_path_factory.mktemp("engine")
+    with processes.engine(work_dir, database=engine_database) as running:
         yield running
 
 
@@ -42,3 +58,15 @@ def deployment(gateway_process: processes.Gateway) -> dict[str, object]:
         content_type=form.content_type,
     )
     return deployed
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client with the engine's admin credentials, as real clients send them; bodies as
+    they come (no decompression). tests/faults has its own, without credentials."""
+    headers = {"Authorization": engine_api.AUTHORIZATION}
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(
+        headers=headers, auto_decompress=False, timeout=timeout
+    ) as session:
+        yield session

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -69,8 +72,9 @@ class Running:
 
 
 def _spawn(command: list[str], log_path: Path, port: int, cwd: Path | None = None) -> Running:
-    """`command` as a child process with its output in `log_path`, serving on `port`."""
-    with log_path.open("wb") as log:
+    """`command` as a child process with its output in `log_path` (after what an earlier
+    process on the same port wrote there), serving on `port`."""
+    with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     return Running(process, f"http://{LOOPBACK}:{port}", log_path)
 
@@ -138,12 +142,142 @@ def engine_jar(name: str) -> Path:
     return jar
 
 
+DATABASES = ("h2", "postgres")
+POSTGRES_USER = "engine"
+POSTGRES_DATABASE = "engine"
+
+
+def database_name() -> str:
+    name = os.environ.get("DB", "h2")
+    if name not in DATABASES:
+        raise ValueError(f"DB must be one of {DATABASES}, got {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Postgres:
+    running: Running
+    port: int
+    password: str
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{LOOPBACK}:{self.port}/{POSTGRES_DATABASE}"
+
+    def engine_args(self) -> tuple[str, ...]:
+        """The engine's command-line settings for this database (Spring Boot's datasource;
+        the engine detects the database type and creates its schema)."""
+        return (
+            f"--spring.datasource.url={self.jdbc_url}",
+            f"--spring.datasource.username={POSTGRES_USER}",
+            f"--spring.datasource.password={self.password}",
+        )
+
+
+def postgres_bin() -> Path:
+    """The newest of Debian's PostgreSQL server builds (/usr/lib/postgresql/N/bin)."""
+    builds = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda path: int(path.parts[-3])
+    )
+    if not builds:
+        raise RuntimeError("no PostgreSQL server: `make test` installs Debian's postgresql")
+    return builds[-1].parent
+
+
 @contextlib.contextmanager
-def engine(work_dir: Path, name: str | None = None, *extra_args: str) -> Iterator[Running]:
+def postgres(work_dir: Path) -> Iterator[Postgres]:
+    """Debian's PostgreSQL server: its own cluster (initdb) in a fresh directory, on a free
+    loopback port with password authentication and no Unix socket, a database for the
+    engine; stopped by pid (fast shutdown) and its directory removed."""
+    bin_dir = postgres_bin()
+    # PostgreSQL refuses to run as root: as root, run it as Debian's `postgres` user, in a
+    # directory of its own outside root's private temporary directories.
+    account: dict[str, str] = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+    cluster_dir = Path(tempfile.mkdtemp(prefix="engine-gateway-postgres-"))
+    data_dir = cluster_dir / "data"
+    password = secrets.token_urlsafe(18)
+    password_file = cluster_dir / "password"
+    password_file.write_text(password + "\n")
+    if account:
+        shutil.chown(cluster_dir, **account)
+        shutil.chown(password_file, **account)
+    port = free_port()
+    log_path = work_dir / f"postgres-{port}.log"
+    try:
+        with log_path.open("wb") as log:
+            subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    f"--pgdata={data_dir}",
+                    f"--username={POSTGRES_USER}",
+                    f"--pwfile={password_file}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                **account,  # type: ignore[call-overload]
+            )
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(data_dir),
+                    "-p",
+                    str(port),
+                    "-c",
+                    f"listen_addresses={LOOPBACK}",
+                    "-c",
+                    "unix_socket_directories=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **account,  # type: ignore[call-overload]
+            )
+        running = Running(process, f"postgresql://{LOOPBACK}:{port}", log_path)
+        client_env = {**os.environ, "PGPASSWORD": password}
+        address = ["--host", LOOPBACK, "--port", str(port), "--username", POSTGRES_USER]
+
+        def accepting() -> bool:
+            probe = [str(bin_dir / "pg_isready"), *address, "--dbname=postgres", "--quiet"]
+            return subprocess.run(probe, env=client_env, check=False).returncode == 0
+
+        try:
+            _wait_ready(running, accepting, 60, "postgres")
+            subprocess.run(
+                [str(bin_dir / "createdb"), *address, POSTGRES_DATABASE],
+                env=client_env,
+                check=True,
+            )
+            yield Postgres(running, port, password)
+        finally:
+            # SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to leave.
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGINT)
+            stop(process)
+    finally:
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def engine(
+    work_dir: Path,
+    name: str | None = None,
+    *extra_args: str,
+    database: Postgres | None = None,
+    port: int | None = None,
+) -> Iterator[Running]:
+    """The engine on `port` (a free one if None): on an H2 file in `work_dir`, or on
+    `database`."""
     name = name or engine_name()
     jar = engine_jar(name)
-    port = free_port()
-    log_path = work_dir / f"engine-{name}.log"
+    port = port or free_port()
+    log_path = work_dir / f"engine-{name}-{port}.log"
+    database_args = database.engine_args() if database is not None else ()
     running = _spawn(
         [
             "java",
@@ -154,6 +288,7 @@ def engine(work_dir: Path, name: str | None = None, *extra_args: str) -> Iterato
             f"--server.port={port}",
             f"--server.address={LOOPBACK}",
             f"--engine.data-dir={work_dir / ('engine-data-' + name)}",
+            *database_args,
             *extra_args,
         ],
         log_path,
@@ -181,9 +316,14 @@ class Gateway:
 
 
 def start_gateway(
-    work_dir: Path, upstream_url: str, *extra_args: str, wait_for: str = "/readyz"
+    work_dir: Path,
+    upstream_url: str,
+    *extra_args: str,
+    wait_for: str = "/readyz",
+    ports: tuple[int, int] | None = None,
 ) -> Gateway:
-    port, admin_port = free_port(), free_port()
+    """The gateway before `upstream_url` on `ports` (public, admin), free ones if None."""
+    port, admin_port = ports or (free_port(), free_port())
     log_path = work_dir / f"gateway-{port}.log"
     running = _spawn(
         [
@@ -256,12 +396,24 @@ def with_children(pid: int) -> list[int]:
     return [pid, *(int(child) for child in path.read_text().split())] if path.exists() else [pid]
 
 
-def nginx_site(gateway_address: str, port: int, config: Path = NGINX_CONFIG) -> str:
-    """The shipped site config with only its two addresses changed: its own `listen` and
-    the gateway's address in the upstream block."""
+def nginx_site(
+    gateway_address: str,
+    port: int,
+    config: Path = NGINX_CONFIG,
+    *,
+    more_gateways: tuple[str, ...] = (),
+) -> str:
+    """The shipped site config with only its addresses changed: its own `listen` and the
+    gateway's address in the upstream block (one `server` line more for each of
+    `more_gateways`, the same but for the address)."""
     text = config.read_text()
     rendered = text.replace("    listen 8080;", f"    listen {LOOPBACK}:{port};")
-    rendered = rendered.replace("    server 127.0.0.1:8000;", f"    server {gateway_address};")
+    server_line = next(line for line in text.splitlines() if "server 127.0.0.1:8000;" in line)
+    servers = "\n".join(
+        server_line.replace("127.0.0.1:8000", address)
+        for address in (gateway_address, *more_gateways)
+    )
+    rendered = rendered.replace(server_line, servers)
     assert rendered.count(f"{LOOPBACK}:{port};") == 1, "listen line not found in the config"
     assert rendered.count(f"server {gateway_address};") == 1, "upstream server not found"
     return rendered
@@ -269,12 +421,16 @@ def nginx_site(gateway_address: str, port: int, config: Path = NGINX_CONFIG) -> 
 
 @contextlib.contextmanager
 def nginx(
-    work_dir: Path, gateway_address: str, *, site: Callable[[str, int], str] = nginx_site
+    work_dir: Path,
+    gateway_address: str,
+    *,
+    site: Callable[[str, int], str] = nginx_site,
+    port: int | None = None,
 ) -> Iterator[Nginx]:
     """Debian's nginx in front of `gateway_address` (host:port) with the shipped site config
     (or the one `site` renders for the gateway's address and nginx's port), in its own
-    prefix directory on a free port."""
-    port = free_port()
+    prefix directory on `port` (a free one if None)."""
+    port = port or free_port()
     prefix = work_dir / "nginx"
     temp = prefix / "temp"
     for name in NGINX_TEMP_DIRS:

@@ -11,8 +11,14 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v curl >/dev/null || missing+=(curl)
 
 for extra in "$@"; do
-    # extra tools a test needs, as "command:package"
-    command -v "${extra%%:*}" >/dev/null || missing+=("${extra##*:}")
+    # extra tools a test needs, as "command:package"; a command with a slash is a path
+    # pattern (Debian keeps PostgreSQL's server programs off PATH)
+    tool="${extra%%:*}"
+    if [[ "$tool" == */* ]]; then
+        compgen -G "$tool" >/dev/null || missing+=("${extra##*:}")
+    else
+        command -v "$tool" >/dev/null || missing+=("${extra##*:}")
+    fi
 done
 
 if ((${#missing[@]})); then

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# `make run`: the real engine on H2 (port 8080) and the gateway in front of it (port 8000).
-# Waits for both, prints where they are, and stops both on Ctrl-C or SIGTERM.
+# `make run`: the real engine (port 8080) and the gateway in front of it (port 8000), the
+# engine on H2 or, with DB=postgres, on a PostgreSQL server of its own (port 5433, data in
+# .data/postgres). Waits for each, prints where they are, stops all on Ctrl-C or SIGTERM.
 set -euo pipefail
 
 ENGINE="${ENGINE:-operaton}"
+DB="${DB:-h2}"
 ENGINE_PORT="${ENGINE_PORT:-8080}"
 GATEWAY_PORT="${GATEWAY_PORT:-8000}"
 ADMIN_PORT="${ADMIN_PORT:-8001}"
+POSTGRES_PORT="${POSTGRES_PORT:-5433}"
 DATA_DIR="${DATA_DIR:-$PWD/.data/$ENGINE}"
+POSTGRES_DIR="${POSTGRES_DIR:-$PWD/.data/postgres}"
 JAR="deploy/engine/target/engine-$ENGINE.jar"
 mkdir -p "$DATA_DIR"
 
-engine_pid="" gateway_pid=""
+engine_pid="" gateway_pid="" postgres_pid=""
 stop() {
     trap - INT TERM EXIT
     echo "stopping..."
     [ -n "$gateway_pid" ] && kill -TERM "$gateway_pid" 2>/dev/null && wait "$gateway_pid" || true
     [ -n "$engine_pid" ] && kill -TERM "$engine_pid" 2>/dev/null && wait "$engine_pid" || true
+    # SIGINT: PostgreSQL's fast shutdown
+    [ -n "$postgres_pid" ] && kill -INT "$postgres_pid" 2>/dev/null && wait "$postgres_pid" || true
     exit 0
 }
 trap stop INT TERM EXIT
@@ -31,9 +37,43 @@ wait_for() { # url what pid
     exit 1
 }
 
-echo "starting $ENGINE on 127.0.0.1:$ENGINE_PORT (data in $DATA_DIR)"
+database_args=()
+if [ "$DB" = postgres ]; then
+    pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    # PostgreSQL will not run as root: as root, run it as Debian's postgres user.
+    as_postgres=()
+    [ "$(id -u)" -eq 0 ] && as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups)
+    if [ ! -s "$POSTGRES_DIR/data/PG_VERSION" ]; then
+        echo "creating a PostgreSQL cluster in $POSTGRES_DIR"
+        mkdir -p "$POSTGRES_DIR"
+        head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$POSTGRES_DIR/password"
+        chmod 600 "$POSTGRES_DIR/password"
+        [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$POSTGRES_DIR"
+        "${as_postgres[@]}" "$pg_bin/initdb" --pgdata="$POSTGRES_DIR/data" --username=engine \
+            --pwfile="$POSTGRES_DIR/password" --auth=scram-sha-256 --encoding=UTF8 --locale=C \
+            >/dev/null
+    fi
+    echo "starting PostgreSQL on 127.0.0.1:$POSTGRES_PORT (data in $POSTGRES_DIR)"
+    "${as_postgres[@]}" "$pg_bin/postgres" -D "$POSTGRES_DIR/data" -p "$POSTGRES_PORT" \
+        -c listen_addresses=127.0.0.1 -c unix_socket_directories= &
+    postgres_pid=$!
+    export PGPASSWORD; PGPASSWORD="$(cat "$POSTGRES_DIR/password")"
+    pg=(--host=127.0.0.1 --port="$POSTGRES_PORT" --username=engine)
+    for _ in $(seq 1 120); do
+        "$pg_bin/pg_isready" "${pg[@]}" --dbname=postgres --quiet && break
+        kill -0 "$postgres_pid" 2>/dev/null || { echo "PostgreSQL exited" >&2; exit 1; }
+        sleep 0.5
+    done
+    "$pg_bin/psql" "${pg[@]}" --dbname=postgres -tAc "SELECT 1 FROM pg_database WHERE datname='engine'" \
+        | grep -q 1 || "$pg_bin/createdb" "${pg[@]}" engine
+    database_args=(--spring.datasource.url="jdbc:postgresql://127.0.0.1:$POSTGRES_PORT/engine"
+        --spring.datasource.username=engine --spring.datasource.password="$PGPASSWORD")
+fi
+
+echo "starting $ENGINE on 127.0.0.1:$ENGINE_PORT (database: $DB)"
 java -Xmx1g -Dfile.encoding=UTF-8 -jar "$JAR" \
-    --server.port="$ENGINE_PORT" --server.address=127.0.0.1 --engine.data-dir="$DATA_DIR" &
+    --server.port="$ENGINE_PORT" --server.address=127.0.0.1 --engine.data-dir="$DATA_DIR" \
+    "${database_args[@]}" &
 engine_pid=$!
 wait_for "http://127.0.0.1:$ENGINE_PORT/engine-rest/engine" "engine" "$engine_pid"
 
@@ -47,11 +87,11 @@ cat <<INFO
   engine-gateway is up.
     API (through the gateway): http://127.0.0.1:$GATEWAY_PORT/engine-rest
     admin:                     http://127.0.0.1:$ADMIN_PORT/livez  /readyz
-    engine ($ENGINE, direct):  http://127.0.0.1:$ENGINE_PORT/engine-rest
+    engine ($ENGINE, direct):  http://127.0.0.1:$ENGINE_PORT/engine-rest  (database: $DB)
     credentials:               demo / demo
   try: curl -u demo:demo http://127.0.0.1:$GATEWAY_PORT/engine-rest/engine
-  Ctrl-C stops both.
+  Ctrl-C stops them all.
 
 INFO
-wait -n "$engine_pid" "$gateway_pid" || true
+wait -n "$engine_pid" "$gateway_pid" ${postgres_pid:+"$postgres_pid"} || true
 echo "a process exited" >&2

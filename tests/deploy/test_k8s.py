@@ -2,14 +2,17 @@
 schemas (1.29, the first with native sidecars, and the newest kubernetes-validate ships),
 the prometheus-operator's objects against the schemas of their CRDs (from cloudcoil's
 models on PyPI), and the wiring between the
-objects checked: what each Service, probe, ServiceMonitor and budget points at exists."""
+objects checked: what each Service, probe, ServiceMonitor and budget points at exists.
+The postgres overlay's engines are checked to be stateless pods that scale out, with the
+database taken from a Secret the user creates."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import math
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
@@ -22,7 +25,13 @@ from tests import processes
 
 K8S = processes.ROOT / "deploy" / "k8s"
 TOOLS = processes.ROOT / ".tools"
-KUSTOMIZATIONS = {"base": K8S / "base", "standalone": K8S / "overlays" / "standalone"}
+KUSTOMIZATIONS = {
+    "base": K8S / "base",
+    "standalone": K8S / "overlays" / "standalone",
+    "postgres": K8S / "overlays" / "postgres",
+}
+# Where the gateway is the engine pod's sidecar.
+SIDECARS = ("base", "postgres")
 VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 OPERATOR_GROUP = "monitoring.coreos.com/v1"
 GATEWAY_IMAGE = "engine-gateway"
@@ -60,7 +69,8 @@ def containers(pod_spec: Obj) -> Iterator[Obj]:
 
 
 def env_of(container: Obj) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container.get("env", [])}
+    """The container's literal variables (not those taken from a Secret)."""
+    return {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
 
 
 def workloads(objects: tuple[Obj, ...]) -> list[Obj]:
@@ -93,7 +103,7 @@ def test_every_object_validates_strictly_against_kubernetes(name: str, version: 
             continue  # a CRD's object: test_operator_objects_validate_against_their_crds
         kubernetes_validate.validate(obj, version, strict=True)
         checked += 1
-    assert checked >= 5
+    assert checked >= 4  # two Services, a Deployment and its budget at least
 
 
 def test_strict_validation_catches_a_misspelt_field() -> None:
@@ -180,8 +190,9 @@ def test_the_gateway_is_probed_on_its_admin_port_never_on_the_engine(name: str) 
     assert ports == {"http": config.port, "metrics": config.admin_port}
 
 
-def test_the_base_runs_the_gateway_as_a_native_sidecar_before_a_loopback_engine() -> None:
-    objects = render("base")
+@pytest.mark.parametrize("name", SIDECARS)
+def test_the_gateway_runs_as_a_native_sidecar_before_a_loopback_engine(name: str) -> None:
+    objects = render(name)
     pod = the(objects, "Deployment", "engine")["spec"]["template"]
     (sidecar,) = pod["spec"]["initContainers"]
     (engine,) = pod["spec"]["containers"]
@@ -220,10 +231,11 @@ def _pre_stop_sleep(container: Obj) -> int:
     return int(command[1])
 
 
-def test_the_engine_outlives_the_gateways_drain_within_the_grace_period() -> None:
-    pod = the(render("base"), "Deployment", "engine")["spec"]["template"]["spec"]
+@pytest.mark.parametrize("name", SIDECARS)
+def test_the_engine_outlives_the_gateways_drain_within_the_grace_period(name: str) -> None:
+    pod = the(render(name), "Deployment", "engine")["spec"]["template"]["spec"]
     (engine,) = pod["containers"]
-    drain = parse_config([], env_of(gateway_container(render("base")))).drain_timeout_seconds
+    drain = parse_config([], env_of(gateway_container(render(name)))).drain_timeout_seconds
     engine_sleep = _pre_stop_sleep(engine)
     assert engine_sleep > drain
     # The sidecar stops after the engine, so the grace period covers both, and the drain.
@@ -257,6 +269,23 @@ def test_the_standalone_overlay_puts_scaled_gateways_before_the_engine_service()
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_a_pod_on_a_read_write_once_claim_is_never_two(name: str) -> None:
+    objects = render(name)
+    claims = {c["metadata"]["name"]: c for c in find(objects, "PersistentVolumeClaim")}
+    for deployment in workloads(objects):
+        volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
+        used = [
+            claims[v["persistentVolumeClaim"]["claimName"]]
+            for v in volumes
+            if "persistentVolumeClaim" in v
+        ]
+        if any("ReadWriteOnce" in c["spec"]["accessModes"] for c in used):
+            # A second pod, or a rollout's new pod beside the old one, could not mount it.
+            assert deployment["spec"]["replicas"] == 1
+            assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_disruption_budgets_select_pods(name: str) -> None:
     objects = render(name)
     budgets = find(objects, "PodDisruptionBudget")
@@ -287,8 +316,9 @@ def test_the_service_monitor_scrapes_the_gateway_as_job_engine_gateway(name: str
     assert endpoint["path"] == "/metrics"
 
 
-def test_the_prometheus_rule_holds_the_same_rules_as_alerts_yml() -> None:
-    rule = the(render("base"), "PrometheusRule", "engine-gateway")
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_prometheus_rule_holds_the_same_rules_as_alerts_yml(name: str) -> None:
+    rule = the(render(name), "PrometheusRule", "engine-gateway")
     alerts = yaml.safe_load((processes.ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     assert rule["spec"] == alerts
 
@@ -296,7 +326,147 @@ def test_the_prometheus_rule_holds_the_same_rules_as_alerts_yml() -> None:
 def test_the_images_in_the_manifests_are_the_projects_two() -> None:
     images = {
         c["image"].split(":")[0]
-        for d in workloads(render("standalone")) + workloads(render("base"))
+        for name in KUSTOMIZATIONS
+        for d in workloads(render(name))
         for c in containers(d["spec"]["template"]["spec"])
     }
     assert images == {GATEWAY_IMAGE, "engine-gateway-engine"}
+
+
+# --- the postgres overlay --------------------------------------------------------------
+
+DATABASE_SECRET = "engine-database"
+DATASOURCE = {
+    "SPRING_DATASOURCE_URL": "url",
+    "SPRING_DATASOURCE_USERNAME": "username",
+    "SPRING_DATASOURCE_PASSWORD": "password",
+}
+
+
+def _engine_pod(objects: tuple[Obj, ...]) -> Obj:
+    pod: Obj = the(objects, "Deployment", "engine")["spec"]["template"]["spec"]
+    return pod
+
+
+def _engine(objects: tuple[Obj, ...]) -> Obj:
+    engines: list[Obj] = [c for c in _engine_pod(objects)["containers"] if c["name"] == "engine"]
+    (engine,) = engines
+    return engine
+
+
+def check_no_state_in_the_pod(objects: tuple[Obj, ...]) -> None:
+    assert not find(objects, "PersistentVolumeClaim")
+    pod = _engine_pod(objects)
+    assert all(set(v) == {"name", "emptyDir"} for v in pod["volumes"]), pod["volumes"]
+    engine = _engine(objects)
+    mounts = {m["mountPath"] for m in engine["volumeMounts"]}
+    # The base's H2 directory is not mounted at all.
+    assert env_of(_engine(render("base")))["ENGINE_DATA_DIR"] not in mounts
+    # The test engine still creates engine.data-dir at start (EngineApplication), on a
+    # read-only root filesystem: it must lie on one of the emptyDirs.
+    data_dir = env_of(engine)["ENGINE_DATA_DIR"]
+    assert any(data_dir == m or data_dir.startswith(m.rstrip("/") + "/") for m in mounts)
+
+
+def check_the_database_comes_from_the_secret(objects: tuple[Obj, ...]) -> None:
+    engine = _engine(objects)
+    env = {item["name"]: item for item in engine["env"]}
+    for variable, key in DATASOURCE.items():
+        assert env.get(variable) == {
+            "name": variable,
+            "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": key}},
+        }
+    # Nothing else sets them, and no credentials are shipped: the user creates the Secret.
+    for deployment in workloads(objects):
+        for container in containers(deployment["spec"]["template"]["spec"]):
+            assert "envFrom" not in container
+            assert not set(env_of(container)) & set(DATASOURCE)
+    assert not find(objects, "Secret")
+    assert not find(objects, "ConfigMap")
+
+
+def check_the_engines_scale_out_and_roll(objects: tuple[Obj, ...]) -> None:
+    spec = the(objects, "Deployment", "engine")["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    # Spread across nodes where it can be.
+    (term,) = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    selector = term["podAffinityTerm"]["labelSelector"]["matchLabels"]
+    assert selects(selector, spec["template"]["metadata"]["labels"])
+
+
+def _allowed_disruptions(budget: Obj, replicas: int) -> int:
+    def scaled(value: int | str) -> int:
+        if isinstance(value, str):  # a percentage, which Kubernetes rounds up
+            return math.ceil(int(value.rstrip("%")) * replicas / 100)
+        return value
+
+    if "maxUnavailable" in budget["spec"]:
+        return scaled(budget["spec"]["maxUnavailable"])
+    return replicas - scaled(budget["spec"]["minAvailable"])
+
+
+def check_the_budget_lets_one_engine_go_and_keeps_one(objects: tuple[Obj, ...]) -> None:
+    deployment = the(objects, "Deployment", "engine")
+    (budget,) = [
+        b
+        for b in find(objects, "PodDisruptionBudget")
+        if selects(
+            b["spec"]["selector"]["matchLabels"],
+            deployment["spec"]["template"]["metadata"]["labels"],
+        )
+    ]
+    allowed = _allowed_disruptions(budget, deployment["spec"]["replicas"])
+    assert 1 <= allowed < deployment["spec"]["replicas"]
+
+
+def _mount_h2_again(objects: tuple[Obj, ...]) -> None:
+    pod = _engine_pod(objects)
+    pod["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "engine-data"}})
+
+
+def _literal_password(objects: tuple[Obj, ...]) -> None:
+    for item in _engine(objects)["env"]:
+        if item["name"] == "SPRING_DATASOURCE_PASSWORD":
+            del item["valueFrom"]
+            item["value"] = "secret"
+
+
+def _recreate(objects: tuple[Obj, ...]) -> None:
+    the(objects, "Deployment", "engine")["spec"]["strategy"] = {"type": "Recreate"}
+
+
+def _no_disruptions(objects: tuple[Obj, ...]) -> None:
+    the(objects, "PodDisruptionBudget", "engine")["spec"]["maxUnavailable"] = 0
+
+
+Check = Callable[[tuple[Obj, ...]], None]
+# Each check, and a break of the overlay it must catch.
+POSTGRES_CHECKS: dict[str, tuple[Check, Check]] = {
+    "no-state": (check_no_state_in_the_pod, _mount_h2_again),
+    "database-secret": (check_the_database_comes_from_the_secret, _literal_password),
+    "scale-out": (check_the_engines_scale_out_and_roll, _recreate),
+    "budget": (check_the_budget_lets_one_engine_go_and_keeps_one, _no_disruptions),
+}
+
+
+@pytest.mark.parametrize("check", POSTGRES_CHECKS)
+def test_the_postgres_overlay(check: str) -> None:
+    POSTGRES_CHECKS[check][0](render("postgres"))
+
+
+@pytest.mark.parametrize("check", POSTGRES_CHECKS)
+def test_the_postgres_checks_catch_a_broken_overlay(check: str) -> None:
+    verify, breaks = POSTGRES_CHECKS[check]
+    objects = copy.deepcopy(render("postgres"))
+    breaks(objects)
+    with pytest.raises(AssertionError):
+        verify(objects)
+    with pytest.raises(AssertionError):
+        verify(render("base"))  # one H2 pod, which none of them may pass

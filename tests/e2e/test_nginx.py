@@ -33,16 +33,6 @@ def nginx_to_engine(
         yield started
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    timeout = aiohttp.ClientTimeout(total=600)
-    headers = {"Authorization": engine_api.AUTHORIZATION}
-    async with aiohttp.ClientSession(
-        headers=headers, auto_decompress=False, timeout=timeout
-    ) as session:
-        yield session
-
-
 async def _sha256_of(response: aiohttp.ClientResponse) -> tuple[str, int]:
     digest, length = hashlib.sha256(), 0
     async for chunk in response.content.iter_chunked(MIB):

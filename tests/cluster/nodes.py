@@ -1,0 +1,115 @@
+"""An engine cluster of real processes: PostgreSQL, two engine nodes (the same jar, two
+ports, one database, a job executor each), a gateway before each node, and nginx balancing
+the two gateways with the shipped site config (deploy/nginx/engine-gateway.conf).
+
+Used by tests/cluster and by `make cluster` (`python -m tests.cluster`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import processes
+from tests.integration import engine_api
+
+
+@dataclass(frozen=True)
+class Node:
+    """One engine node and the gateway before it."""
+
+    name: str
+    engine: processes.Running
+    gateway: processes.Gateway
+
+    @property
+    def engine_port(self) -> int:
+        return int(self.engine.base_url.rsplit(":", 1)[1])
+
+    @property
+    def gateway_address(self) -> str:
+        return self.gateway.base_url.removeprefix("http://")
+
+    @property
+    def gateway_ports(self) -> tuple[int, int]:
+        return (
+            int(self.gateway.base_url.rsplit(":", 1)[1]),
+            int(self.gateway.admin_url.rsplit(":", 1)[1]),
+        )
+
+
+@dataclass
+class Cluster:
+    work_dir: Path
+    database: processes.Postgres
+    nodes: list[Node]
+    balancer: processes.Nginx
+    stack: contextlib.ExitStack
+
+    @property
+    def balancer_url(self) -> str:
+        return self.balancer.base_url
+
+    def kill_engine(self, index: int) -> None:
+        """SIGKILL: the node dies with its transfers, its transactions left to the database."""
+        process = self.nodes[index].engine.process
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def start_engine(self, index: int) -> None:
+        """A new engine process for the node, on the port its gateway points at."""
+        node = self.nodes[index]
+        engine = self.stack.enter_context(
+            processes.engine(self.work_dir, None, database=self.database, port=node.engine_port)
+        )
+        self.nodes[index] = dataclasses.replace(node, engine=engine)
+
+    def start_gateway(self, index: int) -> None:
+        """A new gateway process for the node, on the ports nginx points at."""
+        node = self.nodes[index]
+        gateway = _gateway(self.stack, self.work_dir, node.engine.base_url, node.gateway_ports)
+        self.nodes[index] = dataclasses.replace(node, gateway=gateway)
+
+
+def _gateway(
+    stack: contextlib.ExitStack,
+    work_dir: Path,
+    engine_url: str,
+    ports: tuple[int, int] | None = None,
+) -> processes.Gateway:
+    gateway = processes.start_gateway(work_dir, engine_url, ports=ports)
+    stack.callback(processes.stop, gateway.running.process)
+    return gateway
+
+
+@contextlib.contextmanager
+def cluster(work_dir: Path, balancer_port: int | None = None) -> Iterator[Cluster]:
+    """The whole cluster, up and ready, with the test process deployed through nginx."""
+    with contextlib.ExitStack() as stack:
+        database = stack.enter_context(processes.postgres(work_dir))
+        nodes = []
+        # One after the other: the first node creates the schema, which two engines starting
+        # on an empty database at once would both try to do.
+        for name in ("a", "b"):
+            engine = stack.enter_context(processes.engine(work_dir, None, database=database))
+            nodes.append(Node(name, engine, _gateway(stack, work_dir, engine.base_url)))
+        first, *others = (node.gateway_address for node in nodes)
+        site = functools.partial(processes.nginx_site, more_gateways=tuple(others))
+        balancer = stack.enter_context(
+            processes.nginx(work_dir, first, site=site, port=balancer_port)
+        )
+        form = engine_api.deploy_form()
+        engine_api.call(
+            balancer.base_url,
+            "POST",
+            "/deployment/create",
+            form.small_body(),
+            content_type=form.content_type,
+        )
+        yield Cluster(work_dir, database, nodes, balancer, stack)
