@@ -118,6 +118,15 @@ OPTIONS = (
         "processes serving the ports together (SO_REUSEPORT), each on one core at most; "
         "metrics are added up across them",
     ),
+    Option(
+        "refuse_while_engine_down",
+        str,
+        "stop listening on the public port while the engine cannot be connected to, and "
+        "listen again once it answers: a balancer before several gateways (nginx, "
+        "proxy_next_upstream error) then retries every request elsewhere, non-idempotent "
+        "ones too, since none of it was sent; off, clients get 502",
+        choices=SWITCHES,
+    ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )
 

@@ -11,6 +11,12 @@ stops listening and idle keep-alive connections close, in-flight requests get up
 still running then is cut (counted as `drain_abort`), and the process exits 0. The admin
 port stays up until the public drain is over, so probes and scrapes see the drain happen.
 
+With `refuse_while_engine_down`, the public port likewise stops listening (and its idle
+keep-alive connections close) once a connection to the engine cannot be opened, and
+listens again when the engine answers: a balancer in front sees its connection refused,
+which it may retry elsewhere for any method, where a 502 could only be retried for
+idempotent ones.
+
 The waiting is done here rather than by aiohttp's runner shutdown, because that marks every
 connection closing at once and from then on discards the bytes that arrive on it: an upload
 still streaming would be starved instead of finishing.
@@ -33,7 +39,15 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import health, metadata, metrics, proxy
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, CUTTING, DRAINING, METADATA_CLIENT, METRICS
+from gateway.state import (
+    CLIENT,
+    CONFIG,
+    CUTTING,
+    DRAINING,
+    ENGINE_UNREACHABLE,
+    METADATA_CLIENT,
+    METRICS,
+)
 
 log = logging.getLogger("gateway")
 
@@ -46,6 +60,8 @@ CUT_SECONDS = 0.5
 # How often connections are checked against the header timeout; a connection may live
 # this much longer than the timeout.
 SWEEP_SECONDS = 0.5
+# While the port is closed for a missing engine: how often the engine is asked again.
+ENGINE_PROBE_SECONDS = 0.5
 
 
 @dataclass
@@ -118,11 +134,12 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     public[IN_FLIGHT] = InFlight()
     public[CUTTING] = asyncio.Event()
     admin = web.Application()
-    draining = asyncio.Event()
+    draining, unreachable = asyncio.Event(), asyncio.Event()
     counted = metrics.create(enabled=config.metrics == "on", shared=config.workers > 1)
     for app in (public, admin):
         app[CONFIG] = config
         app[DRAINING] = draining
+        app[ENGINE_UNREACHABLE] = unreachable
         app[METRICS] = counted
 
     async def client_lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -203,6 +220,40 @@ class Servers:
     public: web.AppRunner
     admin: web.AppRunner
     sweep: asyncio.Task[None]  # close_slow_connections on the public port
+    gate: asyncio.Task[None] | None  # refuse_while_engine_down, when on
+
+
+def _close_idle_connections(runner: web.AppRunner) -> None:
+    """Closes the public port's connections that have no request being handled: no new
+    request may start on them."""
+    in_flight = runner.app[IN_FLIGHT]
+    if runner.server is not None:
+        for connection in runner.server.connections:
+            if connection not in in_flight.busy:
+                connection.force_close()
+
+
+async def refuse_while_engine_down(runner: web.AppRunner) -> None:
+    """Runs until cancelled: closes the public port when the engine cannot be connected to,
+    and opens it again, on the same address, once the engine answers."""
+    public = runner.app
+    config, unreachable = public[CONFIG], public[ENGINE_UNREACHABLE]
+    while True:
+        await unreachable.wait()
+        # One refused connection may be the engine restarting its listener: ask once more.
+        if not await health.engine_answers(public):
+            addresses = list(runner.addresses)
+            for site in list(runner.sites):
+                await site.stop()
+            _close_idle_connections(runner)
+            log.warning("engine unreachable: public port closed until it answers")
+            # Polling is the point: nothing else tells us the engine is back.
+            while not await health.engine_answers(public):  # noqa: ASYNC110
+                await asyncio.sleep(ENGINE_PROBE_SECONDS)
+            for host, port, *_ in addresses:
+                await web.TCPSite(runner, host, port, reuse_port=config.workers > 1).start()
+            log.info("engine answers again: public port open")
+        unreachable.clear()
 
 
 async def start(config: Config) -> Servers:
@@ -221,7 +272,12 @@ async def start(config: Config) -> Servers:
             public[IN_FLIGHT], public_server.server, config.client_header_timeout_seconds
         )
     )
-    servers = Servers(public_server, admin_server, sweep)
+    gate = (
+        asyncio.create_task(refuse_while_engine_down(public_server))
+        if config.refuse_while_engine_down == "on"
+        else None
+    )
+    servers = Servers(public_server, admin_server, sweep, gate)
     log.info(
         "listening on http://%s:%d (admin http://%s:%d), engine %s",
         config.host,
@@ -237,13 +293,14 @@ async def drain(servers: Servers) -> None:
     public = servers.public.app
     public[DRAINING].set()
     timeout = public[CONFIG].drain_timeout_seconds
-    for site in servers.public.sites:
+    if servers.gate is not None:
+        servers.gate.cancel()  # it must not open the port again
+        with contextlib.suppress(asyncio.CancelledError):
+            await servers.gate
+    for site in list(servers.public.sites):
         await site.stop()  # new connections are refused from here on
+    _close_idle_connections(servers.public)
     in_flight = public[IN_FLIGHT]
-    if servers.public.server is not None:
-        for connection in servers.public.server.connections:
-            if connection not in in_flight.busy:
-                connection.force_close()  # idle keep-alive: no new request may start on it
     log.info("draining %d requests for up to %.1f s", len(in_flight.busy), timeout)
     try:
         await asyncio.wait_for(in_flight.quiet.wait(), timeout)

@@ -40,6 +40,9 @@ class Config:
     splice: str = "on"  # large response bodies socket to socket in the kernel (Linux)
     event_loop: str = "asyncio"  # uvloop measured slower for uploads (bench/levers.py)
     workers: int = 1
+    # Off: a client gets 502 while the engine is down. On: the public port stops listening
+    # then, so a balancer in front moves every request, POSTs too, to another gateway.
+    refuse_while_engine_down: str = "off"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -84,7 +87,7 @@ class Config:
             raise ConfigError(f"default_disposition must be one of {', '.join(DISPOSITION_TYPES)}")
         if self.bytes_filename not in BYTES_FILENAMES:
             raise ConfigError(f"bytes_filename must be one of {', '.join(BYTES_FILENAMES)}")
-        for name in ("metrics", "splice"):
+        for name in ("metrics", "splice", "refuse_while_engine_down"):
             if getattr(self, name) not in SWITCHES:
                 raise ConfigError(f"{name} must be one of {', '.join(SWITCHES)}")
         if self.event_loop not in EVENT_LOOPS:

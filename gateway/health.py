@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.state import CLIENT, CONFIG, DRAINING, METRICS
+from gateway.state import CLIENT, CONFIG, DRAINING, ENGINE_UNREACHABLE, METRICS
 
 READINESS_TIMEOUT_SECONDS = 2.0
 WATCH_INTERVAL_SECONDS = 5.0
@@ -35,6 +35,10 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def engine_answers(app: web.Application) -> bool:
+    return await _check_engine(app) is None
+
+
 async def _check_engine(app: web.Application) -> dict[str, object] | None:
     """None when the engine answers 200, else what is wrong; sets the readiness gauge."""
     url = app[CONFIG].upstream_origin / "engine-rest" / "engine"
@@ -48,6 +52,8 @@ async def _check_engine(app: web.Application) -> dict[str, object] | None:
                 problem = {"status": "engine not ready", "engine_status": response.status}
     except (aiohttp.ClientError, TimeoutError) as error:
         problem = {"status": "engine unreachable", "detail": type(error).__name__}
+        if isinstance(error, aiohttp.ClientConnectorError):
+            app[ENGINE_UNREACHABLE].set()
     app[METRICS].upstream_ready.set(0 if problem else 1)
     return problem
 

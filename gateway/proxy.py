@@ -29,7 +29,14 @@ from yarl import URL
 
 from gateway import disposition, errors, headers, metadata, metrics, multipart, routes, splice
 from gateway.config import Config
-from gateway.state import CLIENT, CONFIG, CUTTING, METADATA_CLIENT, METRICS
+from gateway.state import (
+    CLIENT,
+    CONFIG,
+    CUTTING,
+    ENGINE_UNREACHABLE,
+    METADATA_CLIENT,
+    METRICS,
+)
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
@@ -229,6 +236,8 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         if isinstance(error, aiohttp.ClientResponseError):
             # The response parser refused the engine's status line or headers.
             return _refuse(transfer, errors.upstream_invalid(error.message))
+        if isinstance(error, aiohttp.ClientConnectorError):
+            request.app[ENGINE_UNREACHABLE].set()
         return _refuse(transfer, errors.upstream_unreachable(str(error) or type(error).__name__))
 
     # 4. Headers down. A binary download is named safely, from the engine's header if it is

@@ -18,3 +18,6 @@ DRAINING = web.AppKey("draining", asyncio.Event)
 # Set when the drain timeout has run out: a request cancelled from then on was cut by it.
 CUTTING = web.AppKey("cutting", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
+# Set when a connection to the engine could not be opened (by a request or a readiness
+# check): with --refuse-while-engine-down, app.py's gate then closes the public port.
+ENGINE_UNREACHABLE = web.AppKey("engine_unreachable", asyncio.Event)

@@ -278,10 +278,14 @@ def engine(
     port = port or free_port()
     log_path = work_dir / f"engine-{name}-{port}.log"
     database_args = database.engine_args() if database is not None else ()
+    # On PostgreSQL the engine holds more copies of a binary value while it moves it (the
+    # driver's as well as its own): a 200 MB upload that fits in 1 GiB on H2 fails there
+    # with OutOfMemoryError, and passes with 2 GiB.
+    heap = "-Xmx2g" if database is not None else "-Xmx1g"
     running = _spawn(
         [
             "java",
-            "-Xmx1g",
+            heap,
             "-Dfile.encoding=UTF-8",
             "-jar",
             str(jar),

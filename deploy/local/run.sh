@@ -37,8 +37,10 @@ wait_for() { # url what pid
     exit 1
 }
 
-database_args=()
+database_args=() heap=1g
 if [ "$DB" = postgres ]; then
+    # the engine holds more copies of a binary value on PostgreSQL (README, "Engines tested")
+    heap=2g
     pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
     # PostgreSQL will not run as root: as root, run it as Debian's postgres user.
     as_postgres=()
@@ -71,7 +73,7 @@ if [ "$DB" = postgres ]; then
 fi
 
 echo "starting $ENGINE on 127.0.0.1:$ENGINE_PORT (database: $DB)"
-java -Xmx1g -Dfile.encoding=UTF-8 -jar "$JAR" \
+java -Xmx"$heap" -Dfile.encoding=UTF-8 -jar "$JAR" \
     --server.port="$ENGINE_PORT" --server.address=127.0.0.1 --engine.data-dir="$DATA_DIR" \
     "${database_args[@]}" &
 engine_pid=$!

@@ -1,6 +1,7 @@
 """An engine cluster of real processes: PostgreSQL, two engine nodes (the same jar, two
-ports, one database, a job executor each), a gateway before each node, and nginx balancing
-the two gateways with the shipped site config (deploy/nginx/engine-gateway.conf).
+ports, one database, a job executor each), a gateway before each node (with
+--refuse-while-engine-down on), and nginx balancing the two gateways with the shipped site
+config (deploy/nginx/engine-gateway.conf).
 
 Used by tests/cluster and by `make cluster` (`python -m tests.cluster`).
 """
@@ -83,7 +84,10 @@ def _gateway(
     engine_url: str,
     ports: tuple[int, int] | None = None,
 ) -> processes.Gateway:
-    gateway = processes.start_gateway(work_dir, engine_url, ports=ports)
+    # A gateway whose engine is gone closes its port, so nginx retries POSTs elsewhere too.
+    gateway = processes.start_gateway(
+        work_dir, engine_url, "--refuse-while-engine-down", "on", ports=ports
+    )
     stack.callback(processes.stop, gateway.running.process)
     return gateway
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
+from tests import processes
 from tests.cluster.nodes import Cluster
 from tests.faults.polling import exit_status, http_status, poll_until
 from tests.integration import engine_api
@@ -188,10 +189,13 @@ async def test_killing_an_engine_cuts_its_downloads_and_nginx_moves_on_to_the_ot
 
         await poll_until(unready, timeout_seconds=10, what="the dead node's gateway unready")
 
-        # Every request after it succeeds: the first idempotent request nginx sends to the
-        # dead pair gets its gateway's 502 and is tried again on the other pair, and nginx
-        # leaves the dead pair out for a while (fail_timeout), so what follows, POSTs
-        # included, goes to the live pair.
+        async def refused() -> bool:
+            return not processes.accepts_connections(a.gateway_ports[0])
+
+        await poll_until(refused, timeout_seconds=10, what="the dead node's gateway closed")
+
+        # Every request after it succeeds, POSTs too: nginx cannot connect to the dead pair's
+        # gateway, so it sends each request, none of it sent yet, to the live pair.
         served_before = await _requests_served(client, b.gateway.admin_url)
         for _ in range(20):
             async with client.get(

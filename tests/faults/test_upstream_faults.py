@@ -7,8 +7,11 @@ import gzip
 
 import aiohttp
 import pytest
+from aiohttp import web
 from yarl import URL
 
+from tests.faults import stub_upstream
+from tests.faults.polling import poll_until
 from tests.inprocess import GatewayFactory, Stub
 from tests.processes import LOOPBACK, free_port
 
@@ -166,3 +169,78 @@ async def test_download_reaches_the_client_before_the_engine_has_sent_it_all(
             rest = await asyncio.wait_for(response.read(), DEADLINE_SECONDS)
     assert len(first) + len(rest) == 1 << 20
     assert stub.state.outcome == "complete"
+
+
+async def _serve_stub(port: int) -> web.AppRunner:
+    runner = web.AppRunner(stub_upstream.build(stub_upstream.StubState()), shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    return runner
+
+
+async def _port_accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(LOOPBACK, port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+@pytest.mark.parametrize("refuse", ["on", "off"])
+async def test_refuse_while_engine_down_closes_the_port_until_the_engine_answers_again(
+    refuse: str, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    engine_port = free_port()
+    engine = await _serve_stub(engine_port)
+    async with gateway_for(
+        f"http://{LOOPBACK}:{engine_port}", refuse_while_engine_down=refuse
+    ) as gateway:
+        port = URL(gateway.url).port
+        assert port is not None
+        # A kept-alive connection that has had its answer, idle when the engine goes.
+        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        writer.write(b"GET /engine-rest/engine HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        await engine.cleanup()
+
+        async with client.get(gateway.url + "/engine-rest/engine") as response:
+            assert response.status == 502  # this request finds the engine gone
+        if refuse == "off":
+            assert await _port_accepts(port)
+            async with client.get(gateway.url + "/engine-rest/engine") as response:
+                assert response.status == 502
+            writer.close()
+            return
+
+        async def refused() -> bool:
+            return not await _port_accepts(port)
+
+        await poll_until(refused, timeout_seconds=DEADLINE_SECONDS, what="the port closed")
+        # The idle connection was closed too: no request can start on it.
+        assert await asyncio.wait_for(reader.read(), DEADLINE_SECONDS) == b""
+        async with client.get(gateway.admin_url + "/livez") as response:
+            assert response.status == 200
+        async with client.get(gateway.admin_url + "/readyz") as response:
+            assert response.status == 503
+
+        engine = await _serve_stub(engine_port)
+        try:
+
+            async def served() -> bool:
+                try:
+                    async with client.get(gateway.url + "/engine-rest/engine") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await poll_until(served, timeout_seconds=DEADLINE_SECONDS, what="the port open")
+        finally:
+            await engine.cleanup()

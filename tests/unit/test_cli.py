@@ -68,6 +68,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_SPLICE",
         "ENGINE_GATEWAY_EVENT_LOOP",
         "ENGINE_GATEWAY_WORKERS",
+        "ENGINE_GATEWAY_REFUSE_WHILE_ENGINE_DOWN",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
