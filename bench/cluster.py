@@ -4,7 +4,8 @@ engine nodes, a gateway before each, nginx before both), measured three ways:
 - failover: clients call through nginx without pause (GET loops and POST loops) while one
   engine node is killed with SIGKILL and later started again; what each kind of request saw,
   how long the dead node's gateway took to say 503, and how long until nginx sent the
-  revived pair requests again;
+  revived pair requests again; once with the gateways' --refuse-while-engine-down off, once
+  on;
 - database: one 100 MB File variable uploaded and downloaded through one gateway, on
   PostgreSQL (the cluster's) and on H2 (an engine of its own), median of ROUNDS;
 - throughput: CLIENTS clients doing 20 MB upload-and-download round trips for SECONDS,
@@ -231,7 +232,10 @@ async def throughput(base_url: str) -> dict[str, object]:
 async def main() -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     with cluster(work_dir) as engine_cluster:
-        results: dict[str, object] = {"failover": await failover(engine_cluster)}
+        results: dict[str, object] = {}
+        for refuse in ("off", "on"):
+            engine_cluster.restart_gateways(refuse)
+            results[f"failover_refuse_while_engine_down_{refuse}"] = await failover(engine_cluster)
         results["database"] = await database(engine_cluster, work_dir)
         results["throughput"] = {
             "through_nginx_two_pairs": await throughput(engine_cluster.balancer_url),

@@ -52,6 +52,9 @@ class Cluster:
     nodes: list[Node]
     balancer: processes.Nginx
     stack: contextlib.ExitStack
+    # The gateways' --refuse-while-engine-down: on, so that nginx retries POSTs elsewhere
+    # too when a node's engine is gone (bench/cluster.py measures both).
+    refuse_while_engine_down: str = "on"
 
     @property
     def balancer_url(self) -> str:
@@ -74,19 +77,32 @@ class Cluster:
     def start_gateway(self, index: int) -> None:
         """A new gateway process for the node, on the ports nginx points at."""
         node = self.nodes[index]
-        gateway = _gateway(self.stack, self.work_dir, node.engine.base_url, node.gateway_ports)
+        gateway = _gateway(
+            self.stack,
+            self.work_dir,
+            node.engine.base_url,
+            self.refuse_while_engine_down,
+            node.gateway_ports,
+        )
         self.nodes[index] = dataclasses.replace(node, gateway=gateway)
+
+    def restart_gateways(self, refuse_while_engine_down: str) -> None:
+        """Every gateway drained and started again, with this --refuse-while-engine-down."""
+        self.refuse_while_engine_down = refuse_while_engine_down
+        for index, node in enumerate(self.nodes):
+            processes.stop(node.gateway.running.process)
+            self.start_gateway(index)
 
 
 def _gateway(
     stack: contextlib.ExitStack,
     work_dir: Path,
     engine_url: str,
+    refuse_while_engine_down: str = "on",
     ports: tuple[int, int] | None = None,
 ) -> processes.Gateway:
-    # A gateway whose engine is gone closes its port, so nginx retries POSTs elsewhere too.
     gateway = processes.start_gateway(
-        work_dir, engine_url, "--refuse-while-engine-down", "on", ports=ports
+        work_dir, engine_url, "--refuse-while-engine-down", refuse_while_engine_down, ports=ports
     )
     stack.callback(processes.stop, gateway.running.process)
     return gateway
