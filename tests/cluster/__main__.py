@@ -13,7 +13,6 @@ from tests.cluster.nodes import cluster
 
 def main() -> None:
     balancer_port = int(os.environ.get("CLUSTER_PORT", "8088"))
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     with tempfile.TemporaryDirectory(prefix="engine-gateway-cluster-") as work_dir:
         with cluster(Path(work_dir), balancer_port) as running:
             lines = [
@@ -34,6 +33,8 @@ def main() -> None:
                 "",
             ]
             print("\n".join(lines), flush=True)
+            # Blocked only now: children inherit a blocked mask, and must not.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
             print("stopping...", file=sys.stderr)
 
