@@ -218,29 +218,6 @@ async def test_killing_an_engine_cuts_its_downloads_and_nginx_moves_on_to_the_ot
         await _revive(engine_cluster, client, 0)
 
 
-@dataclass
-class HeldUpload:
-    """An upload that sends `hold_after_bytes`, then waits for `resume`; `sent_all` is set
-    once the last byte is handed to the connection."""
-
-    form: engine_api.Form
-    hold_after_bytes: int
-    held: asyncio.Event
-    resume: asyncio.Event
-    sent_all: asyncio.Event
-
-    async def body(self) -> AsyncIterator[bytes]:
-        sent = 0
-        async for chunk in self.form.stream():
-            yield chunk
-            sent += len(chunk)
-            if sent >= self.hold_after_bytes and not self.resume.is_set():
-                self.held.set()
-                await self.resume.wait()
-        self.held.set()
-        self.sent_all.set()
-
-
 @pytest.mark.parametrize("moment", ["mid-body", "after-the-last-byte"])
 async def test_killing_an_engine_during_an_upload_never_leaves_a_partial_value(
     engine_cluster: Cluster, client: aiohttp.ClientSession, moment: str
@@ -257,7 +234,7 @@ async def test_killing_an_engine_during_an_upload_never_leaves_a_partial_value(
 
     form = _file_form(SIZE, seed=12)
     hold_after = 20 * MIB if moment == "mid-body" else form.length
-    upload = HeldUpload(form, hold_after, asyncio.Event(), asyncio.Event(), asyncio.Event())
+    upload = engine_api.HeldUpload(form, hold_after)
     uploaded_before = await _bytes_uploaded(client, a.gateway.admin_url)
     if moment == "after-the-last-byte":
         upload.resume.set()

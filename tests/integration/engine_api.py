@@ -3,6 +3,7 @@ hand-written multipart form, independent of the gateway's own code."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -10,7 +11,7 @@ import random
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,29 @@ class Form:
                 for chunk in content:
                     yield chunk
         yield self._closing()
+
+
+@dataclass
+class HeldUpload:
+    """A form streamed until `hold_after_bytes` have gone, then held until `resume`: `held`
+    is set then (or at the end, if it never holds), `sent_all` once the last byte is out."""
+
+    form: Form
+    hold_after_bytes: int
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    sent_all: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def body(self) -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in self.form.stream():
+            yield chunk
+            sent += len(chunk)
+            if sent >= self.hold_after_bytes and not self.resume.is_set():
+                self.held.set()
+                await self.resume.wait()
+        self.held.set()
+        self.sent_all.set()
 
 
 async def post_form(

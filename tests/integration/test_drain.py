@@ -11,7 +11,6 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,27 +26,12 @@ MIB = 1 << 20
 DEADLINE_SECONDS = 60
 
 
-@dataclass
-class Held:
+def _held_upload(seed: int) -> engine_api.HeldUpload:
     """A 100 MB upload whose client sends 1 MiB, then waits for `resume`."""
-
-    resume: asyncio.Event
-    form: engine_api.Form
-
-    async def body(self) -> AsyncIterator[bytes]:
-        sent = 0
-        async for chunk in self.form.stream():
-            yield chunk
-            sent += len(chunk)
-            if sent >= MIB and not self.resume.is_set():
-                await self.resume.wait()
-
-
-def _held_upload(seed: int) -> Held:
     form = engine_api.variable_form(
         engine_api.pseudo_random_chunks(SIZE, seed), SIZE, value_type="File", filename="in.bin"
     )
-    return Held(asyncio.Event(), form)
+    return engine_api.HeldUpload(form, MIB)
 
 
 async def _upload(
@@ -220,7 +204,7 @@ async def _both_in_flight(client: aiohttp.ClientSession, gateway: processes.Gate
 
 
 async def _upload_held(
-    client: aiohttp.ClientSession, base_url: str, scene: Scene, held: Held
+    client: aiohttp.ClientSession, base_url: str, scene: Scene, held: engine_api.HeldUpload
 ) -> int:
     url = f"{base_url}/engine-rest/task/{scene.upload_task}/variables/doc/data"
     status, _ = await engine_api.post_form(client, url, held.form, held.body())
