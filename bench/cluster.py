@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -32,7 +31,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests import processes
-from tests.cluster.nodes import Cluster, cluster
+from tests.cluster.nodes import Cluster, cluster, requests_served
+from tests.faults.polling import poll_until
 from tests.integration import engine_api
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cluster.json"
@@ -71,28 +71,6 @@ async def _download(client: aiohttp.ClientSession, base_url: str, instance_id: s
         async for chunk in response.content.iter_chunked(MIB):
             digest.update(chunk)
         return digest.hexdigest()
-
-
-async def _requests_served(client: aiohttp.ClientSession, admin_url: str) -> float:
-    async with client.get(
-        admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
-    ) as response:
-        text = await response.text()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("engine_gateway_requests_total{")
-    )
-
-
-async def _until(bound_seconds: float, check: Callable[[], Awaitable[bool]]) -> float:
-    """Seconds until `check()` holds (polled every 50 ms), at most `bound_seconds`."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > bound_seconds:
-            raise TimeoutError(f"not within {bound_seconds} s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 async def failover(engine_cluster: Cluster) -> dict[str, object]:
@@ -136,17 +114,19 @@ async def failover(engine_cluster: Cluster) -> dict[str, object]:
             except aiohttp.ClientError:
                 return False
 
-        to_unready = await _until(30, unready)
+        await poll_until(unready, timeout_seconds=30, what="readyz 503")
+        to_unready = time.monotonic() - killed_at
         await asyncio.sleep(AFTER_KILL_SECONDS - to_unready)
         revived_at = time.monotonic()
         await asyncio.to_thread(engine_cluster.start_engine, 0)
         engine_up = time.monotonic() - revived_at
-        served = await _requests_served(client, a.gateway.admin_url)
+        served = await requests_served(client, a.gateway.admin_url)
 
         async def used_again() -> bool:
-            return await _requests_served(client, a.gateway.admin_url) > served
+            return await requests_served(client, a.gateway.admin_url) > served
 
-        back_in_rotation = engine_up + await _until(60, used_again)
+        await poll_until(used_again, timeout_seconds=60, what="requests on the revived pair")
+        back_in_rotation = time.monotonic() - revived_at
         stop.set()
         await asyncio.gather(*loops)
     return {
@@ -188,10 +168,7 @@ async def database(engine_cluster: Cluster, work_dir: Path) -> dict[str, object]
         processes.engine(h2_dir) as engine,
         processes.gateway(h2_dir, engine.base_url) as gateway,
     ):
-        form = engine_api.deploy_form()
-        engine_api.call(
-            engine.base_url, "POST", "/deployment/create", form.small_body(), form.content_type
-        )
+        engine_api.deploy(engine.base_url)
         instance_id, task_id = engine_api.start_instance(engine.base_url)
         on_h2 = await _round_trip_times(gateway.base_url, task_id, instance_id)
     return {"size_bytes": BIG, "postgres": on_postgres, "h2": on_h2}

@@ -294,10 +294,7 @@ def run_engine(plan: Plan, work_dir: Path) -> dict[str, object]:
                 "nginx-tuned": Route("nginx-tuned", tuned.base_url, tuned.running.pid),
                 "nginx+gateway": Route("nginx+gateway", front.base_url, front.running.pid),
             }
-            form = engine_api.deploy_form()
-            engine_api.call(
-                engine.base_url, "POST", "/deployment/create", form.small_body(), form.content_type
-            )
+            engine_api.deploy(engine.base_url)
             for route in routes.values():  # warm-up: the engine's JIT, every connection pool
                 _engine_round_trip(route, engine, plan)
                 for target in JSON_CALLS.values():

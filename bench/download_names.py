@@ -121,10 +121,7 @@ def main() -> int:
         processes.engine(work_dir) as engine,
         processes.gateway(work_dir, engine.base_url) as gateway,
     ):
-        form = engine_api.deploy_form()
-        engine_api.call(
-            engine.base_url, "POST", "/deployment/create", form.small_body(), form.content_type
-        )
+        engine_api.deploy(engine.base_url)
         instance_id, task_id = engine_api.start_instance(engine.base_url)
         table = []
         for index, filename in enumerate(TABLE_NAMES):

@@ -49,15 +49,7 @@ def gateway_process(
 @pytest.fixture(scope="session")
 def deployment(gateway_process: processes.Gateway) -> dict[str, object]:
     """The test process, deployed through the gateway (multipart POST /deployment/create)."""
-    form = engine_api.deploy_form()
-    deployed: dict[str, object] = engine_api.call(
-        gateway_process.base_url,
-        "POST",
-        "/deployment/create",
-        form.small_body(),
-        content_type=form.content_type,
-    )
-    return deployed
+    return engine_api.deploy(gateway_process.base_url)
 
 
 @pytest.fixture

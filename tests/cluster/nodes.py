@@ -17,8 +17,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from tests import processes
 from tests.integration import engine_api
+
+
+async def metric_sum(client: aiohttp.ClientSession, admin_url: str, series: str) -> float:
+    """The sum of a gateway's samples whose line starts with `series`."""
+    async with client.get(
+        admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
+    ) as response:
+        text = await response.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series)
+    )
+
+
+async def requests_served(client: aiohttp.ClientSession, admin_url: str) -> float:
+    """Requests the gateway has answered (engine_gateway_requests_total, all labels)."""
+    return await metric_sum(client, admin_url, "engine_gateway_requests_total{")
+
+
+# The gateways' --refuse-while-engine-down: on, so that nginx retries POSTs elsewhere too
+# when a node's engine is gone (bench/cluster.py measures both).
+REFUSE_WHILE_ENGINE_DOWN = "on"
 
 
 @dataclass(frozen=True)
@@ -52,9 +75,7 @@ class Cluster:
     nodes: list[Node]
     balancer: processes.Nginx
     stack: contextlib.ExitStack
-    # The gateways' --refuse-while-engine-down: on, so that nginx retries POSTs elsewhere
-    # too when a node's engine is gone (bench/cluster.py measures both).
-    refuse_while_engine_down: str = "on"
+    refuse_while_engine_down: str = REFUSE_WHILE_ENGINE_DOWN
 
     @property
     def balancer_url(self) -> str:
@@ -98,7 +119,7 @@ def _gateway(
     stack: contextlib.ExitStack,
     work_dir: Path,
     engine_url: str,
-    refuse_while_engine_down: str = "on",
+    refuse_while_engine_down: str,
     ports: tuple[int, int] | None = None,
 ) -> processes.Gateway:
     gateway = processes.start_gateway(
@@ -118,18 +139,12 @@ def cluster(work_dir: Path, balancer_port: int | None = None) -> Iterator[Cluste
         # on an empty database at once would both try to do.
         for name in ("a", "b"):
             engine = stack.enter_context(processes.engine(work_dir, None, database=database))
-            nodes.append(Node(name, engine, _gateway(stack, work_dir, engine.base_url)))
+            gateway = _gateway(stack, work_dir, engine.base_url, REFUSE_WHILE_ENGINE_DOWN)
+            nodes.append(Node(name, engine, gateway))
         first, *others = (node.gateway_address for node in nodes)
         site = functools.partial(processes.nginx_site, more_gateways=tuple(others))
         balancer = stack.enter_context(
             processes.nginx(work_dir, first, site=site, port=balancer_port)
         )
-        form = engine_api.deploy_form()
-        engine_api.call(
-            balancer.base_url,
-            "POST",
-            "/deployment/create",
-            form.small_body(),
-            content_type=form.content_type,
-        )
+        engine_api.deploy(balancer.base_url)
         yield Cluster(work_dir, database, nodes, balancer, stack)

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests import processes
-from tests.cluster.nodes import Cluster
+from tests.cluster.nodes import Cluster, metric_sum, requests_served
 from tests.faults.polling import exit_status, http_status, poll_until
 from tests.integration import engine_api
 
@@ -68,32 +68,14 @@ def _data_path(instance_id: str) -> str:
     return f"/engine-rest/process-instance/{instance_id}/variables/doc/data"
 
 
-async def _metric_sum(client: aiohttp.ClientSession, admin_url: str, series: str) -> float:
-    """The sum of a gateway's samples whose line starts with `series`."""
-    async with client.get(
-        admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
-    ) as response:
-        text = await response.text()
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series)
-    )
-
-
-async def _requests_served(client: aiohttp.ClientSession, admin_url: str) -> float:
-    return await _metric_sum(client, admin_url, "engine_gateway_requests_total{")
-
-
 async def _bytes_uploaded(client: aiohttp.ClientSession, admin_url: str) -> float:
     series = 'engine_gateway_transferred_bytes_total{direction="upload"'
-    return await _metric_sum(client, admin_url, series)
+    return await metric_sum(client, admin_url, series)
 
 
 async def _upload_in_flight(client: aiohttp.ClientSession, admin_url: str) -> bool:
-    async with client.get(
-        admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
-    ) as response:
-        text = await response.text()
-    return 'engine_gateway_streams_in_flight{direction="upload"} 1.0' in text.splitlines()
+    series = 'engine_gateway_streams_in_flight{direction="upload"}'
+    return await metric_sum(client, admin_url, series) == 1
 
 
 async def _revive(engine_cluster: Cluster, client: aiohttp.ClientSession, index: int) -> None:
@@ -196,7 +178,7 @@ async def test_killing_an_engine_cuts_its_downloads_and_nginx_moves_on_to_the_ot
 
         # Every request after it succeeds, POSTs too: nginx cannot connect to the dead pair's
         # gateway, so it sends each request, none of it sent yet, to the live pair.
-        served_before = await _requests_served(client, b.gateway.admin_url)
+        served_before = await requests_served(client, b.gateway.admin_url)
         for _ in range(20):
             async with client.get(
                 engine_cluster.balancer_url + "/engine-rest/process-definition/count"
@@ -211,7 +193,7 @@ async def test_killing_an_engine_cuts_its_downloads_and_nginx_moves_on_to_the_ot
         assert (downloaded.status, downloaded.sha256) == (200, expected)
         async with client.get(b.gateway.base_url + _data_path(new_instance)) as response:
             assert await response.read() == PREVIOUS
-        assert await _requests_served(client, b.gateway.admin_url) - served_before >= 24
+        assert await requests_served(client, b.gateway.admin_url) - served_before >= 24
     finally:
         resume.set()
         await asyncio.gather(*runs, return_exceptions=True)

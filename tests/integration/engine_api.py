@@ -157,6 +157,15 @@ def deploy_form(bpmn: Path = BPMN) -> Form:
     return Form(boundary, ((name_head, name, len(name)), (file_head, content, len(content))))
 
 
+def deploy(base_url: str) -> dict[str, object]:
+    """The test process deployed at `base_url` (multipart POST /deployment/create)."""
+    form = deploy_form()
+    deployed: dict[str, object] = call(
+        base_url, "POST", "/deployment/create", form.small_body(), content_type=form.content_type
+    )
+    return deployed
+
+
 def pseudo_random_chunks(size: int, seed: int, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
     generator = random.Random(seed)
     remaining = size
