@@ -14,6 +14,7 @@ from yarl import URL
 from gateway import workers
 from gateway.config import (
     BYTES_FILENAMES,
+    CLAMD_FAILURES,
     EVENT_LOOPS,
     LOG_LEVELS,
     SWITCHES,
@@ -125,6 +126,42 @@ OPTIONS = (
         "listen again once it answers: a balancer before several gateways (nginx, "
         "proxy_next_upstream error) then retries every request elsewhere, non-idempotent "
         "ones too, since none of it was sent; off, clients get 502",
+        choices=SWITCHES,
+    ),
+    Option(
+        "digests",
+        str,
+        "RFC 9530 integrity digests: an upload's Repr-Digest or Content-Digest (sha-256, "
+        "sha-512) is checked while it streams, a mismatch is refused with 400 before the "
+        "engine stores anything, and a stored variable's answer carries its Repr-Digest",
+        choices=SWITCHES,
+    ),
+    Option(
+        "clamd",
+        str,
+        "scan uploaded files with ClamAV's daemon while they stream, at tcp://host:port or "
+        "unix:///path; an infected upload is refused with 422 before the engine stores it; "
+        "empty: no scanning",
+    ),
+    Option(
+        "clamd_failure",
+        str,
+        "when clamd cannot judge a file (unreachable, too slow, over its StreamMaxLength): "
+        "closed refuses the upload with 503, open stores it unscanned (counted)",
+        choices=CLAMD_FAILURES,
+    ),
+    Option(
+        "clamd_timeout_seconds",
+        float,
+        "longest wait for clamd: to connect, to take the next chunk, and for its verdict "
+        "after the file's last byte (clamd scans then: about 13 s per GiB measured here)",
+    ),
+    Option(
+        "clamd_scan_downloads",
+        str,
+        "also scan downloads as they stream; the last chunk waits for clamd's verdict and an "
+        "infected download's connection is cut (the client has all but that chunk); "
+        "large downloads then pass through Python instead of os.splice",
         choices=SWITCHES,
     ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),

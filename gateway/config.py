@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from gateway.clamd import Address, parse_address
 from gateway.disposition import DISPOSITION_TYPES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BYTES_FILENAMES = ("var", "none")
 SWITCHES = ("on", "off")
 EVENT_LOOPS = ("asyncio", "uvloop")
+CLAMD_FAILURES = ("closed", "open")
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,13 @@ class Config:
     # Off: a client gets 502 while the engine is down. On: the public port stops listening
     # then, so a balancer in front moves every request, POSTs too, to another gateway.
     refuse_while_engine_down: str = "off"
+    # RFC 9530: verify the digests an upload claims, answer with the stored content's.
+    digests: str = "on"
+    clamd: str = ""  # tcp://host:port or unix:///path; empty: no malware scanning
+    # closed: an upload clamd cannot judge is refused (503); open: it is stored unscanned.
+    clamd_failure: str = "closed"
+    clamd_timeout_seconds: float = 60.0
+    clamd_scan_downloads: str = "off"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -65,6 +74,7 @@ class Config:
             "read_timeout_seconds",
             "client_header_timeout_seconds",
             "client_body_timeout_seconds",
+            "clamd_timeout_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
@@ -87,9 +97,24 @@ class Config:
             raise ConfigError(f"default_disposition must be one of {', '.join(DISPOSITION_TYPES)}")
         if self.bytes_filename not in BYTES_FILENAMES:
             raise ConfigError(f"bytes_filename must be one of {', '.join(BYTES_FILENAMES)}")
-        for name in ("metrics", "splice", "refuse_while_engine_down"):
+        for name in (
+            "metrics",
+            "splice",
+            "refuse_while_engine_down",
+            "digests",
+            "clamd_scan_downloads",
+        ):
             if getattr(self, name) not in SWITCHES:
                 raise ConfigError(f"{name} must be one of {', '.join(SWITCHES)}")
+        if self.clamd:
+            try:
+                parse_address(self.clamd)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        elif self.clamd_scan_downloads == "on":
+            raise ConfigError("clamd_scan_downloads needs clamd")
+        if self.clamd_failure not in CLAMD_FAILURES:
+            raise ConfigError(f"clamd_failure must be one of {', '.join(CLAMD_FAILURES)}")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         if self.log_level not in LOG_LEVELS:
@@ -98,6 +123,10 @@ class Config:
     @property
     def upstream_origin(self) -> URL:
         return self.upstream_url.origin()
+
+    @property
+    def clamd_address(self) -> Address | None:
+        return parse_address(self.clamd) if self.clamd else None
 
     @property
     def logging_level(self) -> int:

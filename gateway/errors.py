@@ -67,6 +67,34 @@ def shutting_down() -> GatewayError:
     )
 
 
+def malware_found(signature: str, filename: str | None) -> GatewayError:
+    named = "The upload" if filename is None else f"The file {filename!r}"
+    return GatewayError(
+        422,
+        "MalwareFoundException",
+        f"{named} was refused: the virus scanner found {signature}. "
+        "The engine stored nothing of it.",
+    )
+
+
+def scan_unavailable(reason: str) -> GatewayError:
+    return GatewayError(
+        503,
+        "ScanUnavailableException",
+        f"The upload could not be scanned for malware ({reason}), so it was refused; "
+        "the engine stored nothing of it. Try again later.",
+    )
+
+
+def digest_mismatch(field_name: str, algorithm: str, computed: str) -> GatewayError:
+    return GatewayError(
+        400,
+        "DigestMismatchException",
+        f"The {field_name} {algorithm} digest does not match the uploaded content, whose "
+        f"{algorithm} is {computed}; the engine stored nothing of it.",
+    )
+
+
 def bad_request(message: str) -> GatewayError:
     return GatewayError(400, "InvalidRequestException", message)
 

@@ -35,6 +35,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 OUTCOMES = ("complete", "client_abort", "upstream_abort", "timeout", "rejected", "drain_abort")
 DIRECTIONS = ("upload", "download")
+# How a clamd scan ended; failed_*: clamd gave no verdict, and --clamd-failure decided.
+SCAN_OUTCOMES = ("clean", "found", "failed_closed", "failed_open")
+DIGEST_FIELDS = ("Repr-Digest", "Content-Digest")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 # Seconds: a JSON call takes milliseconds, a 4 GiB transfer minutes.
@@ -66,6 +69,10 @@ class Metrics:
     in_flight: Gauge
     streams: Gauge
     upstream_ready: Gauge
+    scans: Counter
+    scan_duration: Histogram
+    scanned: Counter
+    digest_mismatches: Counter
     # Labelled children by label values: prometheus-client's labels() validates and locks
     # on every call, which a small request would pay six times over.
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
@@ -83,6 +90,22 @@ class Metrics:
             return _ignore
         increment: Increment = self._child(self.transferred, direction, route).inc
         return increment
+
+    def scanned_bytes_counter(self, direction: str) -> Increment:
+        if not self.enabled:
+            return _ignore
+        increment: Increment = self._child(self.scanned, direction).inc
+        return increment
+
+    def scan_finished(self, direction: str, outcome: str, duration_seconds: float) -> None:
+        if not self.enabled:
+            return
+        self._child(self.scans, direction, outcome).inc()
+        self._child(self.scan_duration, direction).observe(duration_seconds)
+
+    def digest_mismatch(self, field_name: str) -> None:
+        if self.enabled:
+            self._child(self.digest_mismatches, field_name).inc()
 
     def finished(
         self,
@@ -187,5 +210,30 @@ def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
             "1 when the engine answered its last readiness check, else 0.",
             registry=own,
             multiprocess_mode="livemostrecent",
+        ),
+        scans=Counter(
+            "engine_gateway_scans",
+            "Files scanned by clamd, by how the scan ended (SCAN_OUTCOMES).",
+            ["direction", "outcome"],
+            registry=own,
+        ),
+        scan_duration=Histogram(
+            "engine_gateway_scan_duration_seconds",
+            "From a file's first byte sent to clamd to its verdict (or its failure).",
+            ["direction"],
+            buckets=DURATION_BUCKETS,
+            registry=own,
+        ),
+        scanned=Counter(
+            "engine_gateway_scanned_bytes",
+            "File bytes sent to clamd, counted per chunk.",
+            ["direction"],
+            registry=own,
+        ),
+        digest_mismatches=Counter(
+            "engine_gateway_digest_mismatches",
+            "Uploads refused because a claimed RFC 9530 digest did not match, by field.",
+            ["field"],
+            registry=own,
         ),
     )

@@ -9,7 +9,9 @@ late (often as an opaque 400 or a 500), and never rejects what the engine accept
 `FormScanner` watches a body go by chunk by chunk in O(chunk) memory; the body itself is
 forwarded unchanged by the proxy. `releasable()` says how much of it may already go to the
 engine: the closing delimiter is held back until the form has been checked, so an invalid
-form never reaches the engine complete, and the engine writes nothing.
+form never reaches the engine complete, and the engine writes nothing. With `report=True`,
+`feed` also says where each part begins and ends and hands over its content, as views into
+the chunk where it can, so an upload can be hashed and scanned as it passes.
 """
 
 from __future__ import annotations
@@ -142,6 +144,24 @@ def parse_part_headers(block: bytes) -> Part:
     return Part(field_name, filename, headers.get("content-type"))
 
 
+@dataclass(frozen=True)
+class PartBegins:
+    part: Part  # its headers; `text` is not known yet
+
+
+@dataclass(frozen=True)
+class Content:
+    data: bytes | memoryview  # the next bytes of the current part's content
+
+
+@dataclass(frozen=True)
+class PartEnds:
+    part: Part  # as it will be in `parts` (None field names are skipped there)
+
+
+Event = PartBegins | Content | PartEnds
+
+
 class _State(enum.Enum):
     PREAMBLE = "preamble"
     MARKER = "marker"  # just after a delimiter: "--" ends the form, CRLF starts a part
@@ -156,6 +176,7 @@ class FormScanner:
 
     boundary: bytes
     header_limit_bytes: int = PART_HEADER_LIMIT_BYTES
+    report: bool = False  # feed() returns the events of what it saw
     parts: list[Part] = field(default_factory=list)
     close_offset: int | None = None  # where the closing delimiter starts, once seen
     _state: _State = _State.PREAMBLE
@@ -170,6 +191,7 @@ class FormScanner:
     _current: Part | None = None
     _text: bytearray | None = None
     _text_overflow: bool = False
+    _events: list[Event] = field(default_factory=list)
 
     @functools.cached_property
     def delimiter(self) -> bytes:
@@ -179,15 +201,20 @@ class FormScanner:
     def closed(self) -> bool:
         return self.close_offset is not None
 
-    def feed(self, data: bytes | memoryview) -> None:
+    def feed(self, data: bytes | memoryview) -> list[Event]:
+        """Follows `data`; with `report`, returns what it saw: part boundaries and content,
+        valid until the next call (views into `data`)."""
         self._fed += len(data)
         if self._state is _State.CLOSED:
-            return  # the epilogue: the engine never reads it
+            return []  # the epilogue: the engine never reads it
+        if self.report:
+            self._events = []
         if self._state is _State.BODY and self._text is None and self._content_only(data):
-            return
+            return self._events
         self._buffer += data
         while self._step():
             pass
+        return self._events
 
     def _content_only(self, data: bytes | memoryview) -> bool:
         """True, having moved past it, when `data` is file content with no delimiter in it
@@ -199,6 +226,10 @@ class FormScanner:
         # Outside the text parts the buffer holds at most `keep` bytes here (see _body).
         if self.delimiter in bytes(self._buffer) + data[:keep] or self.delimiter in data:
             return False
+        if self.report:
+            if self._buffer:
+                self._events.append(Content(bytes(self._buffer)))
+            self._events.append(Content(memoryview(data)[:-keep]))
         self._offset += len(self._buffer) + len(data) - keep
         self._buffer = bytearray(data[-keep:])
         return True
@@ -314,6 +345,8 @@ class FormScanner:
 
     def _begin_part(self, part: Part) -> None:
         self._current = part
+        if self.report:
+            self._events.append(PartBegins(part))
         self._text = bytearray() if part.field_name in TEXT_PARTS else None
         self._text_overflow = False
         self._state = _State.BODY
@@ -339,15 +372,20 @@ class FormScanner:
                 self._text_overflow = True
             else:
                 self._text += self._buffer[:count]
+        if self.report and count:
+            self._events.append(Content(bytes(self._buffer[:count])))
         self._skip(count)
 
     def _end_part(self) -> None:
         part = self._current
         assert part is not None
         text = None if self._text is None or self._text_overflow else bytes(self._text)
+        ended = Part(part.field_name, part.filename, part.content_type, text)
         # Parts without a form-data name are skipped by the engine (FileUploadBase).
         if part.field_name is not None:
-            self.parts.append(Part(part.field_name, part.filename, part.content_type, text))
+            self.parts.append(ended)
+        if self.report:
+            self._events.append(PartEnds(ended))
         self._current = None
 
 
@@ -401,6 +439,7 @@ class WrappedForm:
     content_type: str
     head: bytes
     tail: bytes
+    part: Part  # the body's part, as the engine will see it
 
     def length(self, body_length: int) -> int:
         return len(self.head) + body_length + len(self.tail)
@@ -444,4 +483,6 @@ def wrap_raw_body(
         f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="valueType"\r\n'
         f"Content-Type: text/plain; charset=UTF-8\r\n\r\n{value_type}\r\n--{boundary}--\r\n"
     ).encode()
-    return WrappedForm(f"multipart/form-data; boundary={boundary}", head, tail)
+    return WrappedForm(
+        f"multipart/form-data; boundary={boundary}", head, tail, Part("data", filename, part_type)
+    )

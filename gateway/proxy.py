@@ -27,7 +27,18 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import disposition, errors, headers, metadata, metrics, multipart, routes, splice
+from gateway import (
+    digest,
+    disposition,
+    errors,
+    headers,
+    inspection,
+    metadata,
+    metrics,
+    multipart,
+    routes,
+    splice,
+)
 from gateway.config import Config
 from gateway.state import (
     CLIENT,
@@ -64,6 +75,8 @@ class Transfer:
     bytes_down: int = 0
     outcome: str = "complete"
     filename_source: str = "-"  # where a download's name came from (metadata.Naming)
+    digest: str = "-"  # sha-256 of the content moved, where it was computed (inspection.py)
+    scan: str = "-"  # clamd's verdict: clean, found:<signature>, failed_open, failed_closed
     # Why the gateway cut an upload short (set inside the body stream, read by _proxy).
     rejection: errors.GatewayError | None = None
     rejection_outcome: str = "rejected"
@@ -81,7 +94,7 @@ class Transfer:
     def log(self) -> None:
         access_log.info(
             "method=%s route=%s kind=%s status=%d bytes_up=%d bytes_down=%d filename_source=%s "
-            "duration_seconds=%.3f outcome=%s path=%s",
+            "digest=%s scan=%s duration_seconds=%.3f outcome=%s path=%s",
             self.method,
             self.route.label,
             self.route.kind.value,
@@ -89,6 +102,8 @@ class Transfer:
             self.bytes_up,
             self.bytes_down,
             self.filename_source,
+            self.digest,
+            self.scan,
             time.monotonic() - self.started,
             self.outcome,
             self.path,
@@ -181,29 +196,44 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     )
 
     # 3. Body up: piped as it arrives, counted against the limit; uploads checked on the way
-    #    (a multipart form is validated, a raw body is wrapped into the engine's form).
+    #    (a multipart form is validated, a raw body is wrapped into the engine's form), and
+    #    inspected: hashed, its digests checked, its files scanned (inspection.py).
     declared = request.content_length
     if config.max_upload_bytes and declared is not None and declared > config.max_upload_bytes:
         return _refuse(transfer, errors.too_large(config.max_upload_bytes), "rejected")
     incoming = _counted_body(request, transfer, config) if request.body_exists else _empty()
     body: AsyncIterator[bytes | memoryview] | None = incoming if request.body_exists else None
+    inspected: inspection.Upload | None = None
     if transfer.route.kind is routes.Kind.UPLOAD:
+        try:
+            claimed = inspection.claims(request.headers, config)
+        except digest.DigestFieldError as invalid:
+            return _refuse(transfer, errors.bad_request(str(invalid)), "rejected")
+        variable = transfer.route.label == "variable_data"
+        inspect = config.digests == "on" or config.clamd_address is not None
         content_type = request.headers.get("Content-Type")
         if multipart.is_multipart_form(content_type):
             boundary = multipart.boundary_of(content_type or "")
             if boundary is None:
                 error = errors.bad_request("The multipart Content-Type has no boundary.")
                 return _refuse(transfer, error, "rejected")
-            check = (
-                multipart.check_variable_form if transfer.route.label == "variable_data" else None
-            )
-            body = _validated_body(incoming, multipart.FormScanner(boundary), check, transfer)
-        elif transfer.route.label == "variable_data":
+            check = multipart.check_variable_form if variable else None
+            if inspect:
+                inspected = inspection.Upload(
+                    config, request.app[METRICS], claimed, variable=variable, raw=False
+                )
+            scanner = multipart.FormScanner(boundary, report=inspected is not None)
+            body = _validated_body(incoming, scanner, check, transfer, inspected)
+        elif variable:
             try:
                 wrapped = _raw_upload(request, outgoing)
             except multipart.FormError as error:
                 return _refuse(transfer, errors.bad_request(str(error)), "rejected")
-            body = _wrapped_body(incoming, wrapped)
+            if inspect:
+                inspected = inspection.Upload(
+                    config, request.app[METRICS], claimed, variable=True, raw=True
+                )
+            body = _wrapped_body(incoming, wrapped, transfer, inspected)
             raw_path_qs = str(_without_parameters(request.rel_url, RAW_UPLOAD_PARAMETERS))
     target = URL(str(config.upstream_origin) + raw_path_qs, encoded=True)
     # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload.
@@ -249,6 +279,9 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         elif "Content-Disposition" in outgoing_headers:
             engine_value = outgoing_headers["Content-Disposition"]
             outgoing_headers["Content-Disposition"] = disposition.rebuild(engine_value)
+        if inspected is not None and inspected.stored and 200 <= upstream.status < 300:
+            # RFC 9530 §3: the variable's representation now, as GET …/data will send it.
+            outgoing_headers["Repr-Digest"] = digest.format_digests(inspected.stored)
         transfer.status = upstream.status
         reason = None if upstream.reason is None else headers.sendable(upstream.reason)
 
@@ -352,26 +385,43 @@ async def _validated_body(
     scanner: multipart.FormScanner,
     check: Callable[[list[multipart.Part]], None] | None,
     transfer: Transfer,
+    inspected: inspection.Upload | None,
 ) -> AsyncIterator[bytes | memoryview]:
     """The body unchanged, with the closing delimiter held back until the form is checked:
-    an invalid form is cut before its end, so the engine can never complete it.
+    an invalid form is cut before its end, so the engine can never complete it. With an
+    inspection, the closing delimiter (and whatever follows it) waits for the client's last
+    byte and the inspection's verdict.
 
     Only the few bytes that may start a delimiter are held; the rest of each chunk goes on
     as a memoryview, so a large upload is not copied on its way through."""
     held = b""  # received, not yet released to the engine
     sent = 0
     approved = False
+    waits = inspected is not None and inspected.active
     try:
         async for chunk in body:
+            if inspected is not None:
+                inspected.body(chunk)
             if approved:
-                yield chunk
+                if not waits:
+                    yield chunk
+                    continue
+                held += chunk
+                if len(held) > inspection.EPILOGUE_LIMIT_BYTES:
+                    raise multipart.FormError(
+                        "More than 64 KiB follow the closing boundary of the form."
+                    )
                 continue
-            scanner.feed(chunk)
+            events = scanner.feed(chunk)
+            if inspected is not None:
+                for event in events:
+                    await inspected.event(event)
             if scanner.closed:
                 if check is not None:
                     check(scanner.parts)
                 approved = True
-                release = len(held) + len(chunk)
+                assert scanner.close_offset is not None
+                release = (scanner.close_offset if waits else sent + len(held) + len(chunk)) - sent
             else:
                 release = scanner.releasable() - sent
             from_held = max(0, min(release, len(held)))
@@ -386,11 +436,24 @@ async def _validated_body(
             parts = scanner.finish()
             if check is not None:
                 check(parts)
-            if held:
-                yield held
+        if inspected is not None:
+            await inspected.finish()
+        if held:
+            yield held
     except multipart.FormError as error:
         transfer.rejection = errors.bad_request(str(error))
         raise UploadRejected from error
+    except inspection.Rejected as rejected:
+        transfer.rejection = rejected.error
+        raise UploadRejected from rejected
+    finally:
+        _inspection_done(inspected, transfer)
+
+
+def _inspection_done(inspected: inspection.Upload | None, transfer: Transfer) -> None:
+    if inspected is not None:
+        inspected.close()
+        transfer.digest, transfer.scan = inspected.log_digest(), inspected.scan_result
 
 
 def _raw_upload(request: web.Request, outgoing: CIMultiDict[str]) -> multipart.WrappedForm:
@@ -408,6 +471,9 @@ def _raw_upload(request: web.Request, outgoing: CIMultiDict[str]) -> multipart.W
         ]
     )
     outgoing["Content-Type"] = wrapped.content_type
+    # They describe the raw body, which the engine gets inside a form: checked here instead.
+    outgoing.popall("Content-Digest", None)
+    outgoing.popall("Repr-Digest", None)
     if request.content_length is not None:
         outgoing["Content-Length"] = str(wrapped.length(request.content_length))
     else:
@@ -416,11 +482,29 @@ def _raw_upload(request: web.Request, outgoing: CIMultiDict[str]) -> multipart.W
 
 
 async def _wrapped_body(
-    body: AsyncIterator[bytes], wrapped: multipart.WrappedForm
+    body: AsyncIterator[bytes],
+    wrapped: multipart.WrappedForm,
+    transfer: Transfer,
+    inspected: inspection.Upload | None,
 ) -> AsyncIterator[bytes]:
+    """The raw body inside the engine's form; with an inspection, the form's end waits for
+    its verdict, so a refused body never reaches the engine complete."""
     yield wrapped.head
-    async for chunk in body:
-        yield chunk
+    try:
+        if inspected is not None:
+            await inspected.event(multipart.PartBegins(wrapped.part))
+        async for chunk in body:
+            if inspected is not None:
+                await inspected.event(multipart.Content(chunk))
+            yield chunk
+        if inspected is not None:
+            await inspected.event(multipart.PartEnds(wrapped.part))
+            await inspected.finish()
+    except inspection.Rejected as rejected:
+        transfer.rejection = rejected.error
+        raise UploadRejected from rejected
+    finally:
+        _inspection_done(inspected, transfer)
     yield wrapped.tail
 
 

@@ -526,3 +526,69 @@ def stub_upstream(files: Path | None = None) -> Iterator[str]:
         yield url
     finally:
         stop(process)
+
+
+CLAMD_SIGNATURES = ROOT / "deploy" / "clamd"
+# ClamAV's test string, which every scanner detects by agreement; built here from two
+# halves so this file is not itself the test file.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+@dataclass(frozen=True)
+class Clamd:
+    running: Running
+    port: int
+    socket_path: Path
+
+    @property
+    def tcp_url(self) -> str:
+        return f"tcp://{LOOPBACK}:{self.port}"
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+
+def clamd_answers(port: int) -> bool:
+    """clamd's own liveness command: PING, answered PONG."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=2.0) as connection:
+            connection.sendall(b"zPING\0")
+            return connection.recv(16) == b"PONG\0"
+    except OSError:
+        return False
+
+
+def start_clamd(work_dir: Path, *, stream_max_length: str = "4000M") -> Clamd:
+    """Debian's clamd (clamav-daemon) with its own config, TCP port, Unix socket, temporary
+    directory and the project's signature database (deploy/clamd): no network, no official
+    database. Files up to 2 GiB are scanned whole (clamd's own limit), and a file over a
+    limit is reported as found (AlertExceedsMax), never as clean."""
+    directory = Path(tempfile.mkdtemp(prefix="clamd-", dir=work_dir))
+    port = free_port()
+    socket_path = directory / "clamd.sock"
+    (directory / "tmp").mkdir()
+    config = directory / "clamd.conf"
+    config.write_text(
+        "Foreground yes\n"
+        f"DatabaseDirectory {CLAMD_SIGNATURES}\n"
+        f"LocalSocket {socket_path}\n"
+        f"TCPSocket {port}\nTCPAddr {LOOPBACK}\n"
+        f"TemporaryDirectory {directory / 'tmp'}\n"
+        f"PidFile {directory / 'clamd.pid'}\n"
+        f"LogFile {directory / 'clamd.log'}\nLogTime yes\n"
+        f"StreamMaxLength {stream_max_length}\n"
+        "MaxFileSize 2047M\nMaxScanSize 4000M\nAlertExceedsMax yes\n"
+    )
+    running = _spawn(["clamd", "--config-file", str(config)], directory / "stderr.log", port)
+    _wait_ready(running, lambda: clamd_answers(port), 60, "clamd")
+    return Clamd(running, port, socket_path)
+
+
+@contextlib.contextmanager
+def clamd(work_dir: Path, *, stream_max_length: str = "4000M") -> Iterator[Clamd]:
+    started = start_clamd(work_dir, stream_max_length=stream_max_length)
+    try:
+        yield started
+    finally:
+        stop(started.running.process)

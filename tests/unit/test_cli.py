@@ -69,6 +69,11 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_EVENT_LOOP",
         "ENGINE_GATEWAY_WORKERS",
         "ENGINE_GATEWAY_REFUSE_WHILE_ENGINE_DOWN",
+        "ENGINE_GATEWAY_DIGESTS",
+        "ENGINE_GATEWAY_CLAMD",
+        "ENGINE_GATEWAY_CLAMD_FAILURE",
+        "ENGINE_GATEWAY_CLAMD_TIMEOUT_SECONDS",
+        "ENGINE_GATEWAY_CLAMD_SCAN_DOWNLOADS",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -95,6 +100,12 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         (["--client-header-timeout-seconds", "0"], {}),
         (["--client-body-timeout-seconds", "-1"], {}),
         (["--workers", "2", "--port", "0"], {}),
+        (["--clamd", "127.0.0.1:3310"], {}),
+        (["--clamd", "tcp://127.0.0.1"], {}),
+        (["--clamd", "http://127.0.0.1:3310"], {}),
+        (["--clamd-failure", "ajar"], {}),
+        (["--clamd-scan-downloads", "on"], {}),
+        (["--clamd", "unix:///run/clamd.ctl", "--clamd-timeout-seconds", "0"], {}),
     ],
 )
 def test_invalid_values_exit_with_a_usage_error(
@@ -112,3 +123,13 @@ def test_the_event_loop_is_asyncios_unless_uvloop_is_asked_for() -> None:
     assert parse_config([], {}).event_loop == "asyncio"
     assert event_loop_factory("asyncio") is None
     assert event_loop_factory("uvloop") is uvloop.new_event_loop
+
+
+def test_clamd_is_reached_over_tcp_or_a_unix_socket() -> None:
+    tcp = parse_config(["--clamd", "tcp://127.0.0.1:3310"], {}).clamd_address
+    unix = parse_config([], {"ENGINE_GATEWAY_CLAMD": "unix:///run/clamav/clamd.ctl"}).clamd_address
+    assert tcp is not None
+    assert (tcp.host, tcp.port, tcp.path) == ("127.0.0.1", 3310, None)
+    assert unix is not None
+    assert (unix.host, unix.port, unix.path) == (None, None, "/run/clamav/clamd.ctl")
+    assert parse_config([], {}).clamd_address is None

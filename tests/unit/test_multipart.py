@@ -355,3 +355,59 @@ def test_a_part_whose_filename_charset_has_a_nul_is_scanned_as_the_engine_reads_
     disposition = "Content-Disposition: form-data; name=data; filename*=UTF-\x00''%41.pdf"
     parts = scan(form((disposition, b"x"), (VALUE_TYPE, b"File"))).finish()
     assert parts[0] == Part("data", "UTF-\x00''%41.pdf", None)
+
+
+def content_by_part(body: bytes, cuts: list[int]) -> list[tuple[str | None, bytes]]:
+    """What a reporting scanner hands over, joined per part."""
+    scanner = FormScanner(BOUNDARY, report=True)
+    seen: list[tuple[str | None, bytes]] = []
+    current: bytearray | None = None
+    start = 0
+    for cut in [*sorted(set(cuts)), len(body)]:
+        for event in scanner.feed(body[start:cut]):
+            if isinstance(event, multipart.PartBegins):
+                assert current is None
+                current = bytearray()
+            elif isinstance(event, multipart.Content):
+                assert current is not None
+                current += event.data
+            else:
+                assert current is not None
+                seen.append((event.part.field_name, bytes(current)))
+                current = None
+        start = cut
+    assert current is None
+    return seen
+
+
+@settings(max_examples=300)
+@given(
+    content=st.binary(max_size=3000),
+    splits=st.lists(st.integers(min_value=0, max_value=4000), max_size=8),
+)
+def test_reported_content_is_each_part_exactly_at_any_split_points(
+    content: bytes, splits: list[int]
+) -> None:
+    body = form((DATA, content), (VALUE_TYPE, b"File"), ("X-Other: 1", b"no name"))
+    if (b"\r\n--" + BOUNDARY) in b"\r\n" + content:
+        return  # not a valid form: the content would end the part
+    assert content_by_part(body, [s for s in splits if s <= len(body)]) == [
+        ("data", content),
+        ("valueType", b"File"),
+        (None, b"no name"),
+    ]
+
+
+def test_a_large_chunk_of_content_is_reported_as_a_view_not_a_copy() -> None:
+    scanner = FormScanner(BOUNDARY, report=True)
+    head = form((DATA, b""), close=False)[: -len(b"\r\n")]
+    scanner.feed(head)
+    chunk = bytes(256 * 1024)
+    events = scanner.feed(chunk)
+    views = [e.data for e in events if isinstance(e, multipart.Content)]
+    assert any(isinstance(view, memoryview) and view.obj is chunk for view in views)
+
+
+def test_without_report_feed_returns_no_events() -> None:
+    scanner = FormScanner(BOUNDARY)
+    assert scanner.feed(form((DATA, b"x" * 10_000), (VALUE_TYPE, b"File"))) == []

@@ -1,0 +1,240 @@
+"""What a transfer is checked for while it streams: its RFC 9530 digests and, with clamd, malware.
+
+An upload's inspection is fed the multipart scanner's events (multipart.py), or the same
+events made up for a raw body, and the body itself as it arrives. It hashes the content the
+engine will store (the last `data` part of a variable form, or a raw body), tees each
+scanned part to its own clamd stream, and raises `Rejected` where the upload must not
+complete. The proxy holds back the end of the body (the closing delimiter) until `finish`
+has passed, so a rejected upload never reaches the engine whole, and nothing is written.
+
+What the digests mean (RFC 9530 §2, §3):
+- `Content-Digest` is always the request body exactly as sent (for a form, the form).
+- `Repr-Digest` is the representation: for a raw upload the body; for a variable form it
+  may be the stored file (what `GET …/data` will return, and what the answer's own
+  `Repr-Digest` describes) or, read strictly, the form as sent: either one passes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from multidict import CIMultiDictProxy
+
+from gateway import clamd, digest, errors, metrics, multipart
+from gateway.config import Config
+
+# The engine never reads past the closing delimiter; what a client sends after it is held
+# with it, and only this much of it.
+EPILOGUE_LIMIT_BYTES = 64 * 1024
+
+# The forms' parts whose content the engine stores: the variable's `data`, an attachment's
+# `content`, and every part with a filename (deployment resources).
+_STORED_FIELDS = frozenset({"data", "content"})
+
+
+class Rejected(Exception):
+    """The upload must not complete; `error` is what the client is told."""
+
+    def __init__(self, error: errors.GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The digests a request claims and the ones it wants back."""
+
+    representation: dict[str, bytes]
+    content: dict[str, bytes]
+    wanted: frozenset[str]
+
+
+NO_CLAIMS = Claims({}, {}, frozenset())
+
+
+def claims(headers: CIMultiDictProxy[str], config: Config) -> Claims:
+    """From the request's fields (none with --digests off); raises DigestFieldError for a
+    malformed one."""
+    if config.digests != "on":
+        return NO_CLAIMS
+
+    def field(name: str) -> str | None:
+        values = headers.getall(name, [])
+        return ", ".join(values) if values else None  # RFC 9110 §5.3: one list
+
+    repr_value, content_value = field("Repr-Digest"), field("Content-Digest")
+    want_value = field("Want-Repr-Digest")
+    return Claims(
+        digest.parse_digests("Repr-Digest", repr_value) if repr_value else {},
+        digest.parse_digests("Content-Digest", content_value) if content_value else {},
+        digest.parse_wanted("Want-Repr-Digest", want_value) if want_value else frozenset(),
+    )
+
+
+def is_scanned(part: multipart.Part) -> bool:
+    return part.field_name in _STORED_FIELDS or part.filename is not None
+
+
+_SIGNATURE_UNSAFE = re.compile(r"[^A-Za-z0-9._:/+-]")
+
+
+def _loggable(signature: str) -> str:
+    return _SIGNATURE_UNSAFE.sub("_", signature)[:120]
+
+
+class Upload:
+    """One upload's digests and scans, fed as it streams."""
+
+    def __init__(
+        self,
+        config: Config,
+        counted: metrics.Metrics,
+        claimed: Claims,
+        *,
+        variable: bool,
+        raw: bool,
+    ) -> None:
+        self._claimed = claimed
+        self._counted = counted
+        self._raw = raw
+        self._variable = variable
+        self._address = config.clamd_address
+        self._fail_open = config.clamd_failure == "open"
+        self._clamd_timeout_seconds = config.clamd_timeout_seconds
+        self._scan_bytes = counted.scanned_bytes_counter("upload")
+        on = self._digests_on = config.digests == "on"
+        # The stored content's digests: for the answer, the log line and the claims on it.
+        self._stored_algorithms = (
+            digest.needed(claimed.representation, claimed.wanted, claimed.content if raw else ())
+            if on and (variable or raw)
+            else None
+        )
+        # The body's, for a form: Content-Digest, Repr-Digest read strictly, and the log
+        # line of a form that is not a variable's.
+        body_algorithms = set(claimed.content) | set(claimed.representation)
+        if not variable:
+            body_algorithms.add(digest.DEFAULT_ALGORITHM)
+        hashed = on and not raw and body_algorithms
+        self._body = digest.Hashes(frozenset(body_algorithms)) if hashed else None
+        self._current: digest.Hashes | None = None
+        self.stored: dict[str, bytes] | None = None  # the last stored part's digests
+        self._scan: clamd.Stream | None = None
+        self._scan_started = 0.0
+        self._part: multipart.Part | None = None
+        self.scan_result = "-"  # for the log line
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to wait for at the end of the body."""
+        return self._address is not None or (
+            self._digests_on and bool(self._claimed.representation or self._claimed.content)
+        )
+
+    def body(self, chunk: bytes | memoryview) -> None:
+        """The request body as it arrives (a form's, with its delimiters)."""
+        if self._body is not None:
+            self._body.update(chunk)
+
+    async def event(self, event: multipart.Event) -> None:
+        if isinstance(event, multipart.Content):
+            if self._current is not None:
+                self._current.update(event.data)
+            if self._scan is not None:
+                await self._send(event.data)
+        elif isinstance(event, multipart.PartBegins):
+            self._part = event.part
+            if self._stored_algorithms is not None and event.part.field_name == "data":
+                self._current = digest.Hashes(self._stored_algorithms)
+            if self._address is not None and is_scanned(event.part):
+                await self._open_scan()
+        else:
+            if self._current is not None:
+                self.stored = self._current.digests()
+                self._current = None
+            if self._scan is not None:
+                await self._verdict(event.part)
+
+    async def finish(self) -> None:
+        """At the end of the body, before its last bytes go: the claims checked."""
+        if not self._digests_on:
+            return
+        body = self.stored if self._raw else (self._body.digests() if self._body else {})
+        if self._raw:
+            self._check("Content-Digest", self._claimed.content, [body])
+            self._check("Repr-Digest", self._claimed.representation, [body])
+        else:
+            self._check("Content-Digest", self._claimed.content, [body])
+            stored = [self.stored] if self.stored is not None else []
+            self._check("Repr-Digest", self._claimed.representation, [*stored, body])
+
+    def log_digest(self) -> str:
+        """The digest of the content moved, for the log line."""
+        moved = self.stored if self._variable or self._raw else None
+        if moved is None and self._body is not None and not self._variable:
+            moved = self._body.digests()
+        if not moved or digest.DEFAULT_ALGORITHM not in moved:
+            return "-"
+        return digest.format_digests({digest.DEFAULT_ALGORITHM: moved[digest.DEFAULT_ALGORITHM]})
+
+    def close(self) -> None:
+        """The upload ended some other way: a scan still open is dropped."""
+        if self._scan is not None:
+            self._scan.close()
+            self._scan = None
+
+    def _check(
+        self, field_name: str, claimed: dict[str, bytes], candidates: list[dict[str, bytes] | None]
+    ) -> None:
+        if not claimed:
+            return
+        if any(c is not None and digest.mismatched(claimed, c) is None for c in candidates):
+            return
+        self._counted.digest_mismatch(field_name)
+        computed = candidates[0] or {}
+        algorithm = digest.mismatched(claimed, computed) or digest.DEFAULT_ALGORITHM
+        value = digest.format_digests({algorithm: computed.get(algorithm, b"")}).split("=", 1)[1]
+        raise Rejected(errors.digest_mismatch(field_name, algorithm, value))
+
+    async def _open_scan(self) -> None:
+        assert self._address is not None
+        self._scan_started = time.monotonic()
+        try:
+            self._scan = await clamd.Stream.open(self._address, self._clamd_timeout_seconds)
+        except clamd.ScanFailed as failure:
+            self._failed(failure)
+
+    async def _send(self, data: bytes | memoryview) -> None:
+        assert self._scan is not None
+        try:
+            await self._scan.send(data)
+        except clamd.ScanFailed as failure:
+            self._scan = None
+            self._failed(failure)
+            return
+        self._scan_bytes(len(data))
+
+    async def _verdict(self, part: multipart.Part) -> None:
+        assert self._scan is not None
+        scan, self._scan = self._scan, None
+        try:
+            verdict = await scan.verdict()
+        except clamd.ScanFailed as failure:
+            self._failed(failure)
+            return
+        duration = time.monotonic() - self._scan_started
+        if verdict.signature is not None:
+            self._counted.scan_finished("upload", "found", duration)
+            self.scan_result = "found:" + _loggable(verdict.signature)
+            raise Rejected(errors.malware_found(verdict.signature, part.filename))
+        self._counted.scan_finished("upload", "clean", duration)
+        if self.scan_result == "-":
+            self.scan_result = "clean"
+
+    def _failed(self, failure: clamd.ScanFailed) -> None:
+        outcome = "failed_open" if self._fail_open else "failed_closed"
+        self._counted.scan_finished("upload", outcome, time.monotonic() - self._scan_started)
+        self.scan_result = outcome
+        if not self._fail_open:
+            raise Rejected(errors.scan_unavailable(str(failure)))
