@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -35,6 +35,11 @@ e2e-tools:
 # Debian's PostgreSQL server, for DB=postgres and the cluster tests (tests/cluster).
 postgres-tools:
 	@bash deploy/local/ensure-tools.sh '/usr/lib/postgresql/*/bin/postgres:postgresql'
+
+# Debian's ClamAV daemon, for the scanning tests (tests/integration/test_scanning.py) and
+# bench/scanning.py; they start it themselves, with the project's own signatures (deploy/clamd).
+clamd-tools:
+	@bash deploy/local/ensure-tools.sh clamd:clamav-daemon
 
 # kustomize, for the tests in tests/deploy.
 k8s-tools:
@@ -72,7 +77,7 @@ $(FUZZ_RUNS): fuzz-%: $(VENV)/.installed
 	$(PY) -m tests.fuzz.$*_target -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
 		-artifact_prefix=.fuzz/$*- .fuzz/$* tests/fuzz/corpus/$*
 
-integration: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools)
+integration: $(VENV)/.installed $(JAR) clamd-tools $(if $(filter postgres,$(DB)),postgres-tools)
 	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q tests/integration
 
 e2e: $(VENV)/.installed $(JAR) e2e-tools
@@ -81,7 +86,7 @@ e2e: $(VENV)/.installed $(JAR) e2e-tools
 deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy
 
-test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools postgres-tools lint typecheck
+test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools postgres-tools clamd-tools lint typecheck
 	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q -ra tests
 
 # The gateway side by side with direct and nginx, all cases in one run (bench/compare.py),

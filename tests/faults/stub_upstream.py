@@ -169,10 +169,20 @@ async def variable_instances(request: web.Request) -> web.Response:
 
 
 async def sink(request: web.Request) -> web.Response:
-    """Accepts an upload at an engine path and only counts it (for benchmarks)."""
+    """Accepts an upload at an engine path and only counts it (for benchmarks); records
+    whether it came whole."""
+    state = _state(request)
     received = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+        state.outcome = "complete"
+    except BaseException:
+        state.outcome = "cancelled"
+        raise
+    finally:
+        state.received_bytes = received
+        state.ended.set()
     return web.Response(status=204, headers={"X-Received-Bytes": str(received)})
 
 
