@@ -67,13 +67,13 @@ def shutting_down() -> GatewayError:
     )
 
 
-def malware_found(signature: str, filename: str | None) -> GatewayError:
-    named = "The upload" if filename is None else f"The file {filename!r}"
+def malware_found(signature: str, filename: str | None, direction: str) -> GatewayError:
+    named = f"The {direction}" if filename is None else f"The file {filename!r}"
+    stored = " The engine stored nothing of it." if direction == "upload" else ""
     return GatewayError(
         422,
         "MalwareFoundException",
-        f"{named} was refused: the virus scanner found {signature}. "
-        "The engine stored nothing of it.",
+        f"{named} was refused: the virus scanner found {signature}.{stored}",
     )
 
 

@@ -84,6 +84,69 @@ def _loggable(signature: str) -> str:
     return _SIGNATURE_UNSAFE.sub("_", signature)[:120]
 
 
+class Scan:
+    """One file's clamd stream, with --clamd-failure applied: each step returns the error
+    to answer with, or None to go on (clean so far, or failed open)."""
+
+    def __init__(self, config: Config, counted: metrics.Metrics, direction: str) -> None:
+        assert config.clamd_address is not None
+        self._address = config.clamd_address
+        self._timeout_seconds = config.clamd_timeout_seconds
+        self._fail_open = config.clamd_failure == "open"
+        self._counted = counted
+        self._direction = direction
+        self._scan_bytes = counted.scanned_bytes_counter(direction)
+        self._stream: clamd.Stream | None = None
+        self._started = 0.0
+        self.result = "-"  # for the log line: clean, found:<signature>, failed_open/closed
+
+    async def start(self) -> errors.GatewayError | None:
+        self._started = time.monotonic()
+        try:
+            self._stream = await clamd.Stream.open(self._address, self._timeout_seconds)
+        except clamd.ScanFailed as failure:
+            return self._failed(failure)
+        return None
+
+    async def send(self, data: bytes | memoryview) -> errors.GatewayError | None:
+        if self._stream is None:
+            return None  # failed open: the rest goes unscanned
+        try:
+            await self._stream.send(data)
+        except clamd.ScanFailed as failure:
+            self._stream = None
+            return self._failed(failure)
+        self._scan_bytes(len(data))
+        return None
+
+    async def finish(self, filename: str | None) -> errors.GatewayError | None:
+        if self._stream is None:
+            return None
+        stream, self._stream = self._stream, None
+        try:
+            verdict = await stream.verdict()
+        except clamd.ScanFailed as failure:
+            return self._failed(failure)
+        duration = time.monotonic() - self._started
+        if verdict.signature is not None:
+            self._counted.scan_finished(self._direction, "found", duration)
+            self.result = "found:" + _loggable(verdict.signature)
+            return errors.malware_found(verdict.signature, filename, self._direction)
+        self._counted.scan_finished(self._direction, "clean", duration)
+        self.result = "clean"
+        return None
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def _failed(self, failure: clamd.ScanFailed) -> errors.GatewayError | None:
+        self.result = "failed_open" if self._fail_open else "failed_closed"
+        self._counted.scan_finished(self._direction, self.result, time.monotonic() - self._started)
+        return None if self._fail_open else errors.scan_unavailable(str(failure))
+
+
 class Upload:
     """One upload's digests and scans, fed as it streams."""
 
@@ -100,10 +163,8 @@ class Upload:
         self._counted = counted
         self._raw = raw
         self._variable = variable
+        self._config = config
         self._address = config.clamd_address
-        self._fail_open = config.clamd_failure == "open"
-        self._clamd_timeout_seconds = config.clamd_timeout_seconds
-        self._scan_bytes = counted.scanned_bytes_counter("upload")
         on = self._digests_on = config.digests == "on"
         # The stored content's digests: for the answer, the log line and the claims on it.
         self._stored_algorithms = (
@@ -120,10 +181,8 @@ class Upload:
         self._body = digest.Hashes(frozenset(body_algorithms)) if hashed else None
         self._current: digest.Hashes | None = None
         self.stored: dict[str, bytes] | None = None  # the last stored part's digests
-        self._scan: clamd.Stream | None = None
-        self._scan_started = 0.0
-        self._part: multipart.Part | None = None
-        self.scan_result = "-"  # for the log line
+        self._scan: Scan | None = None
+        self.scan_result = "-"  # for the log line: the worst of the parts' results
 
     @property
     def active(self) -> bool:
@@ -142,19 +201,29 @@ class Upload:
             if self._current is not None:
                 self._current.update(event.data)
             if self._scan is not None:
-                await self._send(event.data)
+                self._raise(await self._scan.send(event.data))
         elif isinstance(event, multipart.PartBegins):
-            self._part = event.part
             if self._stored_algorithms is not None and event.part.field_name == "data":
                 self._current = digest.Hashes(self._stored_algorithms)
             if self._address is not None and is_scanned(event.part):
-                await self._open_scan()
+                self._scan = Scan(self._config, self._counted, "upload")
+                self._raise(await self._scan.start())
         else:
             if self._current is not None:
                 self.stored = self._current.digests()
                 self._current = None
             if self._scan is not None:
-                await self._verdict(event.part)
+                scan, self._scan = self._scan, None
+                error = await scan.finish(event.part.filename)
+                if self.scan_result in ("-", "clean") or scan.result.startswith("found"):
+                    self.scan_result = scan.result
+                self._raise(error)
+
+    def _raise(self, error: errors.GatewayError | None) -> None:
+        if error is not None:
+            if self._scan is not None:
+                self.scan_result = self._scan.result
+            raise Rejected(error)
 
     async def finish(self) -> None:
         """At the end of the body, before its last bytes go: the claims checked."""
@@ -174,9 +243,7 @@ class Upload:
         moved = self.stored if self._variable or self._raw else None
         if moved is None and self._body is not None and not self._variable:
             moved = self._body.digests()
-        if not moved or digest.DEFAULT_ALGORITHM not in moved:
-            return "-"
-        return digest.format_digests({digest.DEFAULT_ALGORITHM: moved[digest.DEFAULT_ALGORITHM]})
+        return _log_digest(moved)
 
     def close(self) -> None:
         """The upload ended some other way: a scan still open is dropped."""
@@ -197,44 +264,48 @@ class Upload:
         value = digest.format_digests({algorithm: computed.get(algorithm, b"")}).split("=", 1)[1]
         raise Rejected(errors.digest_mismatch(field_name, algorithm, value))
 
-    async def _open_scan(self) -> None:
-        assert self._address is not None
-        self._scan_started = time.monotonic()
-        try:
-            self._scan = await clamd.Stream.open(self._address, self._clamd_timeout_seconds)
-        except clamd.ScanFailed as failure:
-            self._failed(failure)
 
-    async def _send(self, data: bytes | memoryview) -> None:
-        assert self._scan is not None
-        try:
-            await self._scan.send(data)
-        except clamd.ScanFailed as failure:
-            self._scan = None
-            self._failed(failure)
-            return
-        self._scan_bytes(len(data))
+class Download:
+    """A download's digest and, with --clamd-scan-downloads, its scan. The proxy holds its
+    last chunk until `finish` has passed: an infected download's connection is cut before
+    the client has it all."""
 
-    async def _verdict(self, part: multipart.Part) -> None:
-        assert self._scan is not None
-        scan, self._scan = self._scan, None
-        try:
-            verdict = await scan.verdict()
-        except clamd.ScanFailed as failure:
-            self._failed(failure)
-            return
-        duration = time.monotonic() - self._scan_started
-        if verdict.signature is not None:
-            self._counted.scan_finished("upload", "found", duration)
-            self.scan_result = "found:" + _loggable(verdict.signature)
-            raise Rejected(errors.malware_found(verdict.signature, part.filename))
-        self._counted.scan_finished("upload", "clean", duration)
-        if self.scan_result == "-":
-            self.scan_result = "clean"
+    def __init__(
+        self, config: Config, counted: metrics.Metrics, *, scan: bool, wanted: frozenset[str]
+    ) -> None:
+        hashed = config.digests == "on"
+        self._hashes = digest.Hashes(digest.needed(wanted)) if hashed else None
+        self._scan = Scan(config, counted, "download") if scan else None
 
-    def _failed(self, failure: clamd.ScanFailed) -> None:
-        outcome = "failed_open" if self._fail_open else "failed_closed"
-        self._counted.scan_finished("upload", outcome, time.monotonic() - self._scan_started)
-        self.scan_result = outcome
-        if not self._fail_open:
-            raise Rejected(errors.scan_unavailable(str(failure)))
+    async def start(self) -> errors.GatewayError | None:
+        """Before the response's headers go, so that a clamd it cannot reach is a clean 503."""
+        return await self._scan.start() if self._scan is not None else None
+
+    async def content(self, data: bytes | memoryview) -> errors.GatewayError | None:
+        if self._hashes is not None:
+            self._hashes.update(data)
+        return await self._scan.send(data) if self._scan is not None else None
+
+    async def finish(self) -> errors.GatewayError | None:
+        return await self._scan.finish(None) if self._scan is not None else None
+
+    def digests(self) -> dict[str, bytes]:
+        return self._hashes.digests() if self._hashes is not None else {}
+
+    def log_digest(self) -> str:
+        return _log_digest(self.digests())
+
+    @property
+    def scan_result(self) -> str:
+        return self._scan.result if self._scan is not None else "-"
+
+    def close(self) -> None:
+        if self._scan is not None:
+            self._scan.close()
+
+
+def _log_digest(moved: dict[str, bytes] | None) -> str:
+    """The sha-256 of what moved, as its field would carry it; `-` when not computed."""
+    if not moved or digest.DEFAULT_ALGORITHM not in moved:
+        return "-"
+    return digest.format_digests({digest.DEFAULT_ALGORITHM: moved[digest.DEFAULT_ALGORITHM]})

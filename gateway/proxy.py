@@ -17,6 +17,7 @@ Failure rules (DESIGN.md invariants):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -274,8 +275,10 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     #    exact, else from the engine's metadata; any other Content-Disposition is made safe.
     async with upstream:
         outgoing_headers = headers.downstream_response_headers(upstream.headers)
+        watched: inspection.Download | None = None
         if transfer.route.kind is routes.Kind.DOWNLOAD and upstream.status == 200:
             outgoing_headers.update(await _download_headers(request, transfer, upstream, requested))
+            watched = _watched_download(request, upstream, config)
         elif "Content-Disposition" in outgoing_headers:
             engine_value = outgoing_headers["Content-Disposition"]
             outgoing_headers["Content-Disposition"] = disposition.rebuild(engine_value)
@@ -284,69 +287,135 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
             outgoing_headers["Repr-Digest"] = digest.format_digests(inspected.stored)
         transfer.status = upstream.status
         reason = None if upstream.reason is None else headers.sendable(upstream.reason)
-
-        # A small body of declared length (the JSON calls) is read whole and goes out with
-        # the headers in one write: bounded memory, one system call instead of three.
-        length = upstream.content_length
-        if request.method != "HEAD" and length is not None and length <= SMALL_BODY_BYTES:
-            try:
-                whole = await upstream.read()
-            except aiohttp.ServerTimeoutError as error:
-                detail = str(error) or type(error).__name__
-                return _refuse(transfer, errors.upstream_timeout(detail), "timeout")
-            except aiohttp.ClientError as error:
-                detail = str(error) or type(error).__name__
-                return _refuse(transfer, errors.upstream_unreachable(detail))
-            transfer.sent_down(len(whole))
-            transfer.first_byte = time.monotonic()
-            return web.Response(
-                status=upstream.status, reason=reason, headers=outgoing_headers, body=whole
+        try:
+            return await _body_down(
+                request, transfer, upstream, outgoing_headers, reason, watched, config
             )
+        finally:
+            if watched is not None:
+                watched.close()
+                transfer.digest, transfer.scan = watched.log_digest(), watched.scan_result
 
-        response = web.StreamResponse(status=upstream.status, reason=reason)
-        response.headers.extend(outgoing_headers)
-        await response.prepare(request)
+
+async def _body_down(
+    request: web.Request,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    outgoing_headers: CIMultiDict[str],
+    reason: str | None,
+    watched: inspection.Download | None,
+    config: Config,
+) -> web.StreamResponse:
+    """5. The engine's body to the client. A watched download (inspection.Download) is
+    hashed and scanned on the way, its last chunk held until clamd has passed it."""
+    if watched is not None and (refusal := await watched.start()) is not None:
+        return _refuse(transfer, refusal, "rejected")
+
+    # A small body of declared length (the JSON calls) is read whole and goes out with
+    # the headers in one write: bounded memory, one system call instead of three.
+    length = upstream.content_length
+    if request.method != "HEAD" and length is not None and length <= SMALL_BODY_BYTES:
+        try:
+            whole = await upstream.read()
+        except aiohttp.ServerTimeoutError as error:
+            detail = str(error) or type(error).__name__
+            return _refuse(transfer, errors.upstream_timeout(detail), "timeout")
+        except aiohttp.ClientError as error:
+            detail = str(error) or type(error).__name__
+            return _refuse(transfer, errors.upstream_unreachable(detail))
+        if watched is not None:
+            refusal = await watched.content(whole) or await watched.finish()
+            if refusal is not None:
+                return _refuse(transfer, refusal, "rejected")
+            if _wants_digest(request) and "Content-Encoding" not in upstream.headers:
+                outgoing_headers["Repr-Digest"] = digest.format_digests(watched.digests())
+        transfer.sent_down(len(whole))
         transfer.first_byte = time.monotonic()
-        if request.method == "HEAD":
-            return response
+        return web.Response(
+            status=upstream.status, reason=reason, headers=outgoing_headers, body=whole
+        )
 
-        # 5. Body down: a large body of known length socket to socket in the kernel
-        #    (splice.py); any other in chunks. Either way with backpressure.
-        if splice.eligible(request, upstream, config.splice == "on"):
-            try:
-                await splice.relay(
-                    request, response, upstream, transfer.sent_down, config.read_timeout_seconds
-                )
-            except TimeoutError:
-                _abort_client(request, transfer, "timeout")
-                return response
-            except ConnectionResetError:
-                raise  # the client left: handled in `handle`
-            except (splice.UpstreamEnded, aiohttp.ClientError, OSError):
-                _abort_client(request, transfer, "upstream_abort")
-                return response
-            await response.write_eof()
+    response = web.StreamResponse(status=upstream.status, reason=reason)
+    response.headers.extend(outgoing_headers)
+    await response.prepare(request)
+    transfer.first_byte = time.monotonic()
+    if request.method == "HEAD":
+        return response
+
+    # A large body of known length goes socket to socket in the kernel (splice.py), unless
+    # it is watched; any other in chunks. Either way with backpressure.
+    if watched is None and splice.eligible(request, upstream, config.splice == "on"):
+        try:
+            await splice.relay(
+                request, response, upstream, transfer.sent_down, config.read_timeout_seconds
+            )
+        except TimeoutError:
+            _abort_client(request, transfer, "timeout")
             return response
-        while True:
-            try:
-                # aiohttp's own read timeout (sock_read) is lost, and the read waits for
-                # ever, when its C parser fails on the engine's chunk framing mid-body
-                # (3.14.5, tests/faults/test_lying_upstream.py): this deadline holds anyway.
-                async with asyncio.timeout(config.read_timeout_seconds):
-                    chunk = await upstream.content.read(CHUNK_BYTES)
-            except TimeoutError:  # aiohttp's ServerTimeoutError is one too
-                _abort_client(request, transfer, "timeout")
-                return response
-            except aiohttp.ClientError:
-                _abort_client(request, transfer, "upstream_abort")
-                return response
-            if not chunk:
-                break
-            # Raises ConnectionResetError when the client has gone: handled in `handle`.
-            await response.write(chunk)
-            transfer.sent_down(len(chunk))
+        except ConnectionResetError:
+            raise  # the client left: handled in `handle`
+        except (splice.UpstreamEnded, aiohttp.ClientError, OSError):
+            _abort_client(request, transfer, "upstream_abort")
+            return response
         await response.write_eof()
+        return response
+    held: bytes | None = None  # a watched download's latest chunk, until the next one comes
+    while True:
+        try:
+            # aiohttp's own read timeout (sock_read) is lost, and the read waits for
+            # ever, when its C parser fails on the engine's chunk framing mid-body
+            # (3.14.5, tests/faults/test_lying_upstream.py): this deadline holds anyway.
+            async with asyncio.timeout(config.read_timeout_seconds):
+                chunk = await upstream.content.read(CHUNK_BYTES)
+        except TimeoutError:  # aiohttp's ServerTimeoutError is one too
+            _abort_client(request, transfer, "timeout")
+            return response
+        except aiohttp.ClientError:
+            _abort_client(request, transfer, "upstream_abort")
+            return response
+        if not chunk:
+            break
+        if watched is not None:
+            if await watched.content(chunk) is not None:
+                _abort_client(request, transfer, "rejected")
+                return response
+            chunk, held = held or b"", chunk
+            if not chunk:
+                continue
+        # Raises ConnectionResetError when the client has gone: handled in `handle`.
+        await response.write(chunk)
+        transfer.sent_down(len(chunk))
+    if watched is not None:
+        if await watched.finish() is not None:
+            # Found, or no verdict and failing closed: the client never gets the end.
+            _abort_client(request, transfer, "rejected")
+            return response
+        if held:
+            await response.write(held)
+            transfer.sent_down(len(held))
+    await response.write_eof()
     return response
+
+
+def _watched_download(
+    request: web.Request, upstream: aiohttp.ClientResponse, config: Config
+) -> inspection.Download | None:
+    """A download is watched when it is scanned, or small enough to be hashed for free
+    (it is read whole anyway); a large one is not hashed, to keep os.splice for it."""
+    scanned = config.clamd_scan_downloads == "on" and request.method != "HEAD"
+    length = upstream.content_length
+    small = length is not None and length <= SMALL_BODY_BYTES
+    if not scanned and not (small and config.digests == "on"):
+        return None
+    wanted = frozenset[str]()
+    if _wants_digest(request):
+        with contextlib.suppress(digest.DigestFieldError):  # a bad preference asks for nothing
+            wanted = digest.parse_wanted("Want-Repr-Digest", request.headers["Want-Repr-Digest"])
+    return inspection.Download(config, request.app[METRICS], scan=scanned, wanted=wanted)
+
+
+def _wants_digest(request: web.Request) -> bool:
+    return "Want-Repr-Digest" in request.headers
 
 
 class UploadRejected(Exception):
