@@ -313,16 +313,25 @@ async def _body_down(
 
     # A small body of declared length (the JSON calls) is read whole and goes out with
     # the headers in one write: bounded memory, one system call instead of three.
+    # A watched chunked download (scanned, or its digest asked for) that ends within the
+    # same size is answered whole too: with its Repr-Digest, or a clean 422 if infected.
     length = upstream.content_length
-    if request.method != "HEAD" and length is not None and length <= SMALL_BODY_BYTES:
+    whole: bytes | None = None
+    ahead = b""  # read ahead, not yet sent
+    if request.method != "HEAD":
         try:
-            whole = await upstream.read()
-        except aiohttp.ServerTimeoutError as error:
+            if length is not None and length <= SMALL_BODY_BYTES:
+                whole = await upstream.read()
+            elif length is None and watched is not None:
+                ahead, ended = await _read_ahead(upstream, config.read_timeout_seconds)
+                whole, ahead = (ahead, b"") if ended else (None, ahead)
+        except TimeoutError as error:  # aiohttp's ServerTimeoutError is one too
             detail = str(error) or type(error).__name__
             return _refuse(transfer, errors.upstream_timeout(detail), "timeout")
         except aiohttp.ClientError as error:
             detail = str(error) or type(error).__name__
             return _refuse(transfer, errors.upstream_unreachable(detail))
+    if whole is not None:
         if watched is not None:
             refusal = await watched.content(whole) or await watched.finish()
             if refusal is not None:
@@ -366,7 +375,9 @@ async def _body_down(
             # ever, when its C parser fails on the engine's chunk framing mid-body
             # (3.14.5, tests/faults/test_lying_upstream.py): this deadline holds anyway.
             async with asyncio.timeout(config.read_timeout_seconds):
-                chunk = await upstream.content.read(CHUNK_BYTES)
+                chunk, ahead = (
+                    (ahead, b"") if ahead else (await upstream.content.read(CHUNK_BYTES), b"")
+                )
         except TimeoutError:  # aiohttp's ServerTimeoutError is one too
             _abort_client(request, transfer, "timeout")
             return response
@@ -400,18 +411,33 @@ async def _body_down(
 def _watched_download(
     request: web.Request, upstream: aiohttp.ClientResponse, config: Config
 ) -> inspection.Download | None:
-    """A download is watched when it is scanned, or small enough to be hashed for free
-    (it is read whole anyway); a large one is not hashed, to keep os.splice for it."""
+    """A download is watched when it is scanned, or when it may be read whole (declared
+    small, or chunked and its digest asked for) and so hashed for nearly nothing. A large
+    one is not hashed: it keeps os.splice, and its digest could not be sent anyway."""
     scanned = config.clamd_scan_downloads == "on" and request.method != "HEAD"
     length = upstream.content_length
-    small = length is not None and length <= SMALL_BODY_BYTES
-    if not scanned and not (small and config.digests == "on"):
+    whole = length <= SMALL_BODY_BYTES if length is not None else _wants_digest(request)
+    if not scanned and not (whole and config.digests == "on"):
         return None
     wanted = frozenset[str]()
     if _wants_digest(request):
         with contextlib.suppress(digest.DigestFieldError):  # a bad preference asks for nothing
             wanted = digest.parse_wanted("Want-Repr-Digest", request.headers["Want-Repr-Digest"])
     return inspection.Download(config, request.app[METRICS], scan=scanned, wanted=wanted)
+
+
+async def _read_ahead(
+    upstream: aiohttp.ClientResponse, read_timeout_seconds: float
+) -> tuple[bytes, bool]:
+    """Up to SMALL_BODY_BYTES + 1 of the body, and whether that was all of it."""
+    ahead = b""
+    while len(ahead) <= SMALL_BODY_BYTES:
+        async with asyncio.timeout(read_timeout_seconds):
+            chunk = await upstream.content.read(SMALL_BODY_BYTES + 1 - len(ahead))
+        if not chunk:
+            return ahead, True
+        ahead += chunk
+    return ahead, False
 
 
 def _wants_digest(request: web.Request) -> bool:

@@ -282,3 +282,48 @@ async def test_the_log_line_carries_the_stored_contents_digest(
         timeout_seconds=10,
         what="the upload's log line",
     )
+
+
+@pytest.mark.parametrize("wanted", ["sha-256=5", "sha-512=9, sha-256=1"])
+async def test_want_repr_digest_on_a_download_read_whole_is_answered(
+    wanted: str,
+    client: aiohttp.ClientSession,
+    gateway_process: processes.Gateway,
+    engine_process: processes.Running,
+    previous: tuple[str, str],
+) -> None:
+    instance_id, _ = previous
+    url = (
+        f"{gateway_process.base_url}/engine-rest/process-instance/{instance_id}/variables/doc/data"
+    )
+    async with client.get(url, headers={"Want-Repr-Digest": wanted}) as response:
+        assert response.status == 200
+        assert await response.read() == PREVIOUS
+        expected = {"sha_256": _sha256(PREVIOUS)}
+        if "sha-512" in wanted:
+            expected["sha_512"] = hashlib.sha512(PREVIOUS).digest()
+        assert response.headers["Repr-Digest"] == _field(**expected)
+    async with client.get(url) as response:
+        assert "Repr-Digest" not in response.headers  # asked for only
+
+
+async def test_a_download_too_large_to_read_whole_streams_without_repr_digest(
+    client: aiohttp.ClientSession,
+    gateway_process: processes.Gateway,
+    engine_process: processes.Running,
+    previous: tuple[str, str],
+) -> None:
+    instance_id, task_id = previous
+    content = CONTENT * 20  # 1.8 MB: beyond the 64 KiB the gateway reads ahead
+    body, content_type = _form(content)
+    status, _, _ = await _upload(
+        client, engine_process.base_url, task_id, body, {"Content-Type": content_type}
+    )
+    assert status == 204
+    url = (
+        f"{gateway_process.base_url}/engine-rest/process-instance/{instance_id}/variables/doc/data"
+    )
+    async with client.get(url, headers={"Want-Repr-Digest": "sha-256=5"}) as response:
+        assert response.status == 200
+        assert "Repr-Digest" not in response.headers
+        assert await response.read() == content

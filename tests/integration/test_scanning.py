@@ -38,12 +38,15 @@ def scanning_gateway(
     clamd_process: processes.Clamd,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[processes.Gateway]:
-    """The gateway scanning uploads with clamd over TCP, failing closed (the default)."""
+    """The gateway scanning uploads and downloads with clamd over TCP, failing closed (the
+    default)."""
     with processes.gateway(
         tmp_path_factory.mktemp("gateway"),
         engine_process.base_url,
         "--clamd",
         clamd_process.tcp_url,
+        "--clamd-scan-downloads",
+        "on",
     ) as started:
         yield started
 
@@ -351,3 +354,70 @@ async def test_an_upload_waits_for_clamd_and_clamd_is_fed_while_the_body_streams
     status, _ = await asyncio.wait_for(upload, 60)
     assert status == 204
     assert await metric_sum(client, admin, series) - before == size
+
+
+async def _download(
+    client: aiohttp.ClientSession, base_url: str, instance_id: str
+) -> aiohttp.ClientResponse:
+    url = f"{base_url}/engine-rest/process-instance/{instance_id}/variables/doc/data"
+    return await client.get(url)
+
+
+async def _read_into(response: aiohttp.ClientResponse, received: bytearray) -> None:
+    async for chunk in response.content.iter_any():
+        received += chunk
+
+
+async def test_an_infected_small_download_is_refused_with_422(
+    client: aiohttp.ClientSession,
+    scanning_gateway: processes.Gateway,
+    engine_process: processes.Running,
+    previous: tuple[str, str],
+) -> None:
+    instance_id, task_id = previous
+    # Stored on the engine directly, as if it had come in some other way.
+    status, _, _ = await _upload(client, engine_process.base_url, task_id, EICAR, "multipart")
+    assert status == 204
+    async with await _download(client, scanning_gateway.base_url, instance_id) as response:
+        assert response.status == 422
+        error = await response.json()
+    assert error["type"] == "MalwareFoundException"
+    assert "The download was refused" in error["message"]
+
+
+async def test_an_infected_large_download_is_cut_before_its_last_chunk(
+    client: aiohttp.ClientSession,
+    scanning_gateway: processes.Gateway,
+    engine_process: processes.Running,
+    previous: tuple[str, str],
+) -> None:
+    instance_id, task_id = previous
+    content = _with_eicar("end")
+    status, _, _ = await _upload(client, engine_process.base_url, task_id, content, "multipart")
+    assert status == 204
+    received = bytearray()
+    async with await _download(client, scanning_gateway.base_url, instance_id) as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await _read_into(response, received)
+    assert len(received) < len(content)
+    assert content.startswith(received)
+    assert EICAR not in received
+
+
+async def test_a_clean_download_is_scanned_and_arrives_whole(
+    client: aiohttp.ClientSession,
+    scanning_gateway: processes.Gateway,
+    engine_process: processes.Running,
+    previous: tuple[str, str],
+) -> None:
+    instance_id, task_id = previous
+    content = random.Random(8).randbytes(6 << 20)
+    status, _, _ = await _upload(client, engine_process.base_url, task_id, content, "multipart")
+    assert status == 204
+    clean = 'engine_gateway_scans_total{direction="download",outcome="clean"}'
+    before = await metric_sum(client, scanning_gateway.admin_url, clean)
+    async with await _download(client, scanning_gateway.base_url, instance_id) as response:
+        assert response.status == 200
+        assert await response.read() == content
+    assert await metric_sum(client, scanning_gateway.admin_url, clean) == before + 1
