@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -115,6 +115,11 @@ bench-names: $(VENV)/.installed $(JAR)
 
 bench-engine-download: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/engine_download.py
+
+# What inspecting uploads costs: digests off/on/verified and clamd, 100 MB and 1 GiB, to the
+# stub and the real engine (bench/results/scanning.json).
+bench-scanning: $(VENV)/.installed $(JAR) clamd-tools
+	ENGINE=$(ENGINE) $(PY) bench/scanning.py
 
 # The engine cluster measured: failover as seen by clients, PostgreSQL against H2, and
 # throughput through nginx to two pairs and to one (bench/results/cluster.json).

@@ -1,6 +1,6 @@
 """A real Prometheus (Debian's) scrapes the gateway while it moves files to and from the
-real engine: every dashboard query returns data, the exposition passes promtool, and the
-shipped alert rules load, check and pass their unit tests."""
+real engine, scanned by Debian's clamd: every dashboard query returns data, the exposition
+passes promtool, and the shipped alert rules load, check and pass their unit tests."""
 
 from __future__ import annotations
 
@@ -30,10 +30,30 @@ SIZE = 2_000_000
 
 
 @pytest.fixture(scope="module")
+def scanning_gateway(
+    engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Gateway]:
+    """The gateway with every inspection on, so that every panel has something to show."""
+    work_dir = tmp_path_factory.mktemp("scanning")
+    with (
+        processes.clamd(work_dir) as clamd,
+        processes.gateway(
+            work_dir,
+            engine_process.base_url,
+            "--clamd",
+            clamd.unix_url,
+            "--clamd-scan-downloads",
+            "on",
+        ) as started,
+    ):
+        yield started
+
+
+@pytest.fixture(scope="module")
 def prometheus_process(
-    gateway_process: processes.Gateway, tmp_path_factory: pytest.TempPathFactory
+    scanning_gateway: processes.Gateway, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[processes.Running]:
-    target = gateway_process.admin_url.removeprefix("http://")
+    target = scanning_gateway.admin_url.removeprefix("http://")
     with processes.prometheus(tmp_path_factory.mktemp("prometheus"), target) as running:
         yield running
 
@@ -83,6 +103,10 @@ async def _traffic(gateway: str, engine: str) -> AsyncIterator[None]:
                 assert response.status == 204
             async with client.get(url) as response:
                 assert len(await response.read()) == SIZE
+            # A claimed digest that does not match: refused, counted as a mismatch.
+            wrong = {"Repr-Digest": "sha-256=:" + "A" * 43 + "=:", "Content-Type": "text/plain"}
+            async with client.put(url, data=b"x", headers=wrong) as response:
+                assert response.status == 400
 
     async with aiohttp.ClientSession(headers=headers) as client:
         task = asyncio.create_task(run(client))
@@ -97,12 +121,12 @@ async def _traffic(gateway: str, engine: str) -> AsyncIterator[None]:
 async def test_every_dashboard_query_returns_data(
     deployment: dict[str, object],
     prometheus_process: processes.Running,
-    gateway_process: processes.Gateway,
+    scanning_gateway: processes.Gateway,
     engine_process: processes.Running,
 ) -> None:
     queries = dict(_panel_queries())
     waiting = dict(queries)
-    async with _traffic(gateway_process.base_url, engine_process.base_url):
+    async with _traffic(scanning_gateway.base_url, engine_process.base_url):
         deadline = time.monotonic() + DEADLINE_SECONDS
         while waiting:
             for name, expr in list(waiting.items()):
@@ -115,9 +139,9 @@ async def test_every_dashboard_query_returns_data(
     assert ready["value"][1] == "1"
 
 
-def test_the_exposition_passes_promtool(gateway_process: processes.Gateway) -> None:
+def test_the_exposition_passes_promtool(scanning_gateway: processes.Gateway) -> None:
     request = urllib.request.Request(  # noqa: S310 - loopback
-        gateway_process.admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
+        scanning_gateway.admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         exposition = response.read()
@@ -153,5 +177,7 @@ def test_prometheus_loaded_every_alert_rule(prometheus_process: processes.Runnin
         "EngineGatewayHigh5xxRatio",
         "EngineGatewayUpstreamAborts",
         "EngineGatewayStalledStreams",
+        "EngineGatewayScannerUnavailable",
+        "EngineGatewayMalwareFound",
     }
     assert set(rules.values()) <= {"ok", "unknown"}  # unknown: not evaluated yet

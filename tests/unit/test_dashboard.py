@@ -80,6 +80,10 @@ def test_the_dashboard_covers_what_operators_asked_for() -> None:
         "engine_gateway_time_to_first_byte_seconds_bucket",
         "engine_gateway_transfer_size_bytes_bucket",
         "engine_gateway_upstream_ready",
+        "engine_gateway_scans_total",
+        "engine_gateway_scan_duration_seconds_bucket",
+        "engine_gateway_scanned_bytes_total",
+        "engine_gateway_digest_mismatches_total",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
     ):
