@@ -45,8 +45,10 @@ clamd-tools:
 k8s-tools:
 	@bash deploy/local/ensure-k8s-tools.sh
 
-run: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools)
-	ENGINE=$(ENGINE) DB=$(DB) bash deploy/local/run.sh
+# CLAMD=on: the gateway scans with Debian's clamd, loaded with the project's test signatures
+CLAMD ?= off
+run: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools) $(if $(filter on,$(CLAMD)),clamd-tools)
+	ENGINE=$(ENGINE) DB=$(DB) CLAMD=$(CLAMD) bash deploy/local/run.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

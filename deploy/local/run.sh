@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the real engine (port 8080) and the gateway in front of it (port 8000), the
 # engine on H2 or, with DB=postgres, on a PostgreSQL server of its own (port 5433, data in
-# .data/postgres). Waits for each, prints where they are, stops all on Ctrl-C or SIGTERM.
+# .data/postgres); with CLAMD=on, Debian's clamd with the project's EICAR test signatures
+# (deploy/clamd, socket in .data/clamd) and the gateway scanning uploads and downloads with it.
+# Waits for each, prints where they are, stops all on Ctrl-C or SIGTERM.
 set -euo pipefail
 
 ENGINE="${ENGINE:-operaton}"
@@ -12,10 +14,12 @@ ADMIN_PORT="${ADMIN_PORT:-8001}"
 POSTGRES_PORT="${POSTGRES_PORT:-5433}"
 DATA_DIR="${DATA_DIR:-$PWD/.data/$ENGINE}"
 POSTGRES_DIR="${POSTGRES_DIR:-$PWD/.data/postgres}"
+CLAMD="${CLAMD:-off}"
+CLAMD_DIR="${CLAMD_DIR:-$PWD/.data/clamd}"
 JAR="deploy/engine/target/engine-$ENGINE.jar"
 mkdir -p "$DATA_DIR"
 
-engine_pid="" gateway_pid="" postgres_pid=""
+engine_pid="" gateway_pid="" postgres_pid="" clamd_pid=""
 stop() {
     trap - INT TERM EXIT
     echo "stopping..."
@@ -23,6 +27,7 @@ stop() {
     [ -n "$engine_pid" ] && kill -TERM "$engine_pid" 2>/dev/null && wait "$engine_pid" || true
     # SIGINT: PostgreSQL's fast shutdown
     [ -n "$postgres_pid" ] && kill -INT "$postgres_pid" 2>/dev/null && wait "$postgres_pid" || true
+    [ -n "$clamd_pid" ] && kill -TERM "$clamd_pid" 2>/dev/null && wait "$clamd_pid" || true
     exit 0
 }
 trap stop INT TERM EXIT
@@ -72,6 +77,31 @@ if [ "$DB" = postgres ]; then
         --spring.datasource.username=engine --spring.datasource.password="$PGPASSWORD")
 fi
 
+scanning_args=()
+if [ "$CLAMD" = on ]; then
+    mkdir -p "$CLAMD_DIR/tmp"
+    cat > "$CLAMD_DIR/clamd.conf" <<CONF
+Foreground yes
+DatabaseDirectory $PWD/deploy/clamd
+LocalSocket $CLAMD_DIR/clamd.sock
+TemporaryDirectory $CLAMD_DIR/tmp
+LogFile $CLAMD_DIR/clamd.log
+StreamMaxLength 2047M
+MaxFileSize 2047M
+MaxScanSize 2047M
+AlertExceedsMax yes
+CONF
+    echo "starting clamd (socket $CLAMD_DIR/clamd.sock, the project's test signatures only)"
+    clamd --config-file="$CLAMD_DIR/clamd.conf" &
+    clamd_pid=$!
+    for _ in $(seq 1 120); do
+        [ -S "$CLAMD_DIR/clamd.sock" ] && break
+        kill -0 "$clamd_pid" 2>/dev/null || { echo "clamd exited; see $CLAMD_DIR/clamd.log" >&2; exit 1; }
+        sleep 0.5
+    done
+    scanning_args=(--clamd "unix://$CLAMD_DIR/clamd.sock" --clamd-scan-downloads on)
+fi
+
 echo "starting $ENGINE on 127.0.0.1:$ENGINE_PORT (database: $DB)"
 java -Xmx"$heap" -Dfile.encoding=UTF-8 -jar "$JAR" \
     --server.port="$ENGINE_PORT" --server.address=127.0.0.1 --engine.data-dir="$DATA_DIR" \
@@ -80,7 +110,7 @@ engine_pid=$!
 wait_for "http://127.0.0.1:$ENGINE_PORT/engine-rest/engine" "engine" "$engine_pid"
 
 .venv/bin/engine-gateway --upstream "http://127.0.0.1:$ENGINE_PORT" \
-    --port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT" &
+    --port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT" "${scanning_args[@]}" &
 gateway_pid=$!
 wait_for "http://127.0.0.1:$ADMIN_PORT/readyz" "gateway" "$gateway_pid"
 
@@ -91,9 +121,10 @@ cat <<INFO
     admin:                     http://127.0.0.1:$ADMIN_PORT/livez  /readyz
     engine ($ENGINE, direct):  http://127.0.0.1:$ENGINE_PORT/engine-rest  (database: $DB)
     credentials:               demo / demo
+    clamd scanning:            $CLAMD
   try: curl -u demo:demo http://127.0.0.1:$GATEWAY_PORT/engine-rest/engine
   Ctrl-C stops them all.
 
 INFO
-wait -n "$engine_pid" "$gateway_pid" ${postgres_pid:+"$postgres_pid"} || true
+wait -n "$engine_pid" "$gateway_pid" ${postgres_pid:+"$postgres_pid"} ${clamd_pid:+"$clamd_pid"} || true
 echo "a process exited" >&2
