@@ -336,8 +336,9 @@ async def _body_down(
             refusal = await watched.content(whole) or await watched.finish()
             if refusal is not None:
                 return _refuse(transfer, refusal, "rejected")
-            if _wants_digest(request) and "Content-Encoding" not in upstream.headers:
-                outgoing_headers["Repr-Digest"] = digest.format_digests(watched.digests())
+            computed = watched.digests()  # none with --digests off
+            if computed and _wants_digest(request) and "Content-Encoding" not in upstream.headers:
+                outgoing_headers["Repr-Digest"] = digest.format_digests(computed)
         transfer.sent_down(len(whole))
         transfer.first_byte = time.monotonic()
         return web.Response(

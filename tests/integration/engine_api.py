@@ -21,6 +21,8 @@ from tests.processes import ADMIN_USER, ROOT
 
 BPMN = ROOT / "deploy" / "engine" / "process" / "user-task.bpmn"
 PROCESS_KEY = "gatewayTest"
+# What the `previous` fixture (conftest.py) stores before a test tries to replace it.
+PREVIOUS = b"previous value"
 AUTHORIZATION = "Basic " + base64.b64encode(":".join(ADMIN_USER).encode()).decode()
 
 
@@ -116,6 +118,16 @@ async def post_form(
         headers={"Content-Type": form.content_type, "Content-Length": str(form.length)},
     ) as response:
         return response.status, await response.text()
+
+
+async def stored_value(
+    client: aiohttp.ClientSession, engine_url: str, instance_id: str, name: str = "doc"
+) -> bytes:
+    """The process instance's variable `name`, read from the engine directly."""
+    url = f"{engine_url}/engine-rest/process-instance/{instance_id}/variables/{name}/data"
+    async with client.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.read()
 
 
 def part_head(boundary: str, first: bool, disposition: str, content_type: str) -> bytes:

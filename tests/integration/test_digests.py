@@ -16,7 +16,6 @@ from multidict import CIMultiDictProxy
 from tests import processes
 from tests.integration import engine_api
 
-PREVIOUS = b"previous value"
 CONTENT = b"%PDF-1.7 the invoice, as the supplier sent it\n" * 200
 
 
@@ -58,27 +57,6 @@ async def _upload(
         return response.status, json.loads(raw) if raw else None, response.headers
 
 
-async def _stored(client: aiohttp.ClientSession, engine_url: str, instance_id: str) -> bytes:
-    url = f"{engine_url}/engine-rest/process-instance/{instance_id}/variables/doc/data"
-    async with client.get(url) as response:
-        assert response.status == 200
-        return await response.read()
-
-
-@pytest.fixture
-async def previous(
-    client: aiohttp.ClientSession, engine_process: processes.Running, instance: tuple[str, str]
-) -> tuple[str, str]:
-    """A fresh instance whose task variable `doc` holds PREVIOUS, set on the engine directly."""
-    _, task_id = instance
-    body, content_type = _form(PREVIOUS)
-    status, _, _ = await _upload(
-        client, engine_process.base_url, task_id, body, {"Content-Type": content_type}
-    )
-    assert status == 204
-    return instance
-
-
 async def test_every_stored_upload_answers_with_the_repr_digest_of_what_is_stored(
     client: aiohttp.ClientSession,
     gateway_process: processes.Gateway,
@@ -92,7 +70,8 @@ async def test_every_stored_upload_answers_with_the_repr_digest_of_what_is_store
     )
     assert status == 204
     assert headers["Repr-Digest"] == _field(sha_256=_sha256(CONTENT))
-    assert await _stored(client, engine_process.base_url, instance_id) == CONTENT
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == CONTENT
 
 
 async def test_a_correct_repr_digest_is_accepted_and_echoed_with_sha_512_when_claimed(
@@ -113,7 +92,8 @@ async def test_a_correct_repr_digest_is_accepted_and_echoed_with_sha_512_when_cl
     )
     assert status == 204
     assert headers["Repr-Digest"] == claimed
-    assert await _stored(client, engine_process.base_url, instance_id) == CONTENT
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == CONTENT
 
 
 @pytest.mark.parametrize("algorithm", ["sha-256", "sha-512"])
@@ -141,7 +121,8 @@ async def test_a_repr_digest_one_bit_off_is_refused_and_nothing_is_stored(
     assert f"Repr-Digest {algorithm}" in error["message"]
     assert base64.b64encode(computed).decode() in error["message"]
     assert "Repr-Digest" not in headers
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
 
 
 async def test_content_digest_covers_the_form_exactly_as_sent(
@@ -160,12 +141,14 @@ async def test_content_digest_covers_the_form_exactly_as_sent(
     assert status == 400
     assert error["type"] == "DigestMismatchException"
     assert "Content-Digest sha-256" in error["message"]
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
 
     status, _, headers = await _upload(client, gateway_process.base_url, task_id, body, right)
     assert status == 204
     assert headers["Repr-Digest"] == _field(sha_256=_sha256(CONTENT))
-    assert await _stored(client, engine_process.base_url, instance_id) == CONTENT
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == CONTENT
 
 
 async def test_repr_digest_of_the_whole_form_as_rfc_9530_reads_it_is_accepted_too(
@@ -185,7 +168,8 @@ async def test_repr_digest_of_the_whole_form_as_rfc_9530_reads_it_is_accepted_to
     )
     assert status == 204
     assert headers["Repr-Digest"] == _field(sha_256=_sha256(CONTENT))
-    assert await _stored(client, engine_process.base_url, instance_id) == CONTENT
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == CONTENT
 
 
 @pytest.mark.parametrize("field_name", ["Repr-Digest", "Content-Digest"])
@@ -211,8 +195,8 @@ async def test_a_raw_upload_is_checked_against_its_body(
             query=query,
         )
         assert status == expected
-        stored = await _stored(client, engine_process.base_url, instance_id)
-        assert stored == (PREVIOUS if expected == 400 else CONTENT)
+        stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+        assert stored == (engine_api.PREVIOUS if expected == 400 else CONTENT)
     assert answer["Repr-Digest"] == _field(sha_256=_sha256(CONTENT))
 
 
@@ -235,7 +219,8 @@ async def test_a_malformed_digest_field_is_refused_before_anything_is_sent(
         assert status == 400
         assert error["type"] == "InvalidRequestException"
         assert "Repr-Digest" in error["message"]
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
 
 
 async def test_digests_of_algorithms_no_longer_trusted_are_ignored_as_rfc_9530_allows(
@@ -258,7 +243,8 @@ async def test_digests_of_algorithms_no_longer_trusted_are_ignored_as_rfc_9530_a
     assert headers["Repr-Digest"] == _field(
         sha_256=_sha256(CONTENT), sha_512=hashlib.sha512(CONTENT).digest()
     )
-    assert await _stored(client, engine_process.base_url, instance_id) == CONTENT
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == CONTENT
 
 
 async def test_the_log_line_carries_the_stored_contents_digest(
@@ -298,10 +284,10 @@ async def test_want_repr_digest_on_a_download_read_whole_is_answered(
     )
     async with client.get(url, headers={"Want-Repr-Digest": wanted}) as response:
         assert response.status == 200
-        assert await response.read() == PREVIOUS
-        expected = {"sha_256": _sha256(PREVIOUS)}
+        assert await response.read() == engine_api.PREVIOUS
+        expected = {"sha_256": _sha256(engine_api.PREVIOUS)}
         if "sha-512" in wanted:
-            expected["sha_512"] = hashlib.sha512(PREVIOUS).digest()
+            expected["sha_512"] = hashlib.sha512(engine_api.PREVIOUS).digest()
         assert response.headers["Repr-Digest"] == _field(**expected)
     async with client.get(url) as response:
         assert "Repr-Digest" not in response.headers  # asked for only

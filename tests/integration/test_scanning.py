@@ -22,7 +22,6 @@ from tests.faults.polling import poll_until
 from tests.integration import engine_api
 from tests.processes import EICAR
 
-PREVIOUS = b"previous value"
 SIGNATURES = ("EngineGateway.Test.EICAR-Body", "EngineGateway.Test.EICAR-File")
 
 
@@ -79,24 +78,6 @@ async def _upload(
         return r.status, json.loads(raw) if raw else None, r.headers
 
 
-async def _stored(client: aiohttp.ClientSession, engine_url: str, instance_id: str) -> bytes:
-    url = f"{engine_url}/engine-rest/process-instance/{instance_id}/variables/doc/data"
-    async with client.get(url) as response:
-        assert response.status == 200
-        return await response.read()
-
-
-@pytest.fixture
-async def previous(
-    client: aiohttp.ClientSession, engine_process: processes.Running, instance: tuple[str, str]
-) -> tuple[str, str]:
-    """A fresh instance whose task variable `doc` holds PREVIOUS, set on the engine directly."""
-    _, task_id = instance
-    status, _, _ = await _upload(client, engine_process.base_url, task_id, PREVIOUS, "multipart")
-    assert status == 204
-    return instance
-
-
 def _with_eicar(position: str, size: int = 4 << 20) -> bytes:
     filler = random.Random(position).randbytes(size)
     middle = size // 2
@@ -122,7 +103,8 @@ async def test_the_eicar_file_is_refused_with_422_naming_the_signature_and_nothi
     assert error["code"] is None
     assert any(signature in error["message"] for signature in SIGNATURES)
     assert "scan.pdf" in error["message"]
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
 
 
 @pytest.mark.parametrize("position", ["start", "middle", "end"])
@@ -140,7 +122,8 @@ async def test_eicar_anywhere_in_a_larger_file_is_refused_and_nothing_is_stored(
     status, error, _ = await _upload(client, scanning_gateway.base_url, task_id, content, kind)
     assert status == 422
     assert "EngineGateway.Test.EICAR-Body" in error["message"]
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
 
 
 async def test_a_refused_upload_is_logged_and_counted_with_its_signature_not_its_bytes(
@@ -263,7 +246,8 @@ async def test_with_clamd_stopped_failing_closed_refuses_with_503_and_stores_not
         assert "unreachable" in error["message"]
         failed = 'engine_gateway_scans_total{direction="upload",outcome="failed_closed"}'
         assert await metric_sum(client, gateway.admin_url, failed) == 1
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
 
 
 async def test_with_clamd_stopped_failing_open_stores_the_upload_and_counts_it(
@@ -286,7 +270,8 @@ async def test_with_clamd_stopped_failing_open_stores_the_upload_and_counts_it(
         assert status == 204
         failed = 'engine_gateway_scans_total{direction="upload",outcome="failed_open"}'
         assert await metric_sum(client, gateway.admin_url, failed) == 1
-    assert await _stored(client, engine_process.base_url, instance_id) == b"unscanned"
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == b"unscanned"
 
 
 @pytest.mark.parametrize(
@@ -323,7 +308,8 @@ async def test_a_file_over_clamds_stream_max_length_is_refused_when_failing_clos
         # A file under the limit still passes through the same gateway.
         status, _, _ = await _upload(client, gateway.base_url, task_id, b"small", "multipart")
         assert status == 204
-    assert await _stored(client, engine_process.base_url, instance_id) == b"small"
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == b"small"
 
 
 async def test_an_upload_waits_for_clamd_and_clamd_is_fed_while_the_body_streams(
@@ -349,7 +335,8 @@ async def test_an_upload_waits_for_clamd_and_clamd_is_fed_while_the_body_streams
         return await metric_sum(client, admin, series) - before >= size // 4
 
     await poll_until(fed, timeout_seconds=30, what="clamd fed while the upload is held")
-    assert await _stored(client, engine_process.base_url, instance_id) == PREVIOUS
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
     held.resume.set()
     status, _ = await asyncio.wait_for(upload, 60)
     assert status == 204

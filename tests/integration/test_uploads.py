@@ -16,7 +16,6 @@ from tests import processes
 from tests.integration import engine_api
 
 B = "----gatewayEdge4d2c"
-PREVIOUS = b"previous value"
 
 
 def _form(*parts: tuple[str, bytes], close: bool = True, eol: bytes = b"\r\n") -> bytes:
@@ -81,18 +80,6 @@ async def _send(
         return response.status, json.loads(raw) if raw else None
 
 
-@pytest.fixture
-async def previous(
-    client: aiohttp.ClientSession, engine_process: processes.Running, instance: tuple[str, str]
-) -> tuple[str, str]:
-    """A fresh instance whose task variable `doc` already holds PREVIOUS (set directly)."""
-    _, task_id = instance
-    body = _form((DATA, PREVIOUS), (VT, b"File"))
-    status, _ = await _send(client, engine_process.base_url, task_id, body)
-    assert status == 204
-    return instance
-
-
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 async def test_multipart_edge_case_gives_its_status_and_leaves_no_partial_write(
     case: str,
@@ -109,7 +96,7 @@ async def test_multipart_edge_case_gives_its_status_and_leaves_no_partial_write(
         assert error["type"] == "InvalidRequestException"
         assert error["code"] is None
         assert error["message"]
-    expected = PREVIOUS if stored is None else stored
+    expected = engine_api.PREVIOUS if stored is None else stored
     assert await _value(client, engine_process.base_url, instance_id) == expected
 
 
@@ -141,7 +128,7 @@ async def test_upload_cut_by_the_client_mid_part_leaves_the_previous_value(
     while marker not in gateway_process.running.log_path.read_text():
         assert asyncio.get_running_loop().time() < deadline, "gateway never logged the abort"
         await asyncio.sleep(0.05)
-    assert await _value(client, engine_process.base_url, instance_id) == PREVIOUS
+    assert await _value(client, engine_process.base_url, instance_id) == engine_api.PREVIOUS
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +152,7 @@ async def test_declared_length_over_the_limit_gets_413_without_reaching_the_engi
     status, error = await _send(client, small_limit_gateway.base_url, task_id, body)
     assert status == 413
     assert error["type"] == "PayloadTooLargeException"
-    assert await _value(client, engine_process.base_url, instance_id) == PREVIOUS
+    assert await _value(client, engine_process.base_url, instance_id) == engine_api.PREVIOUS
 
 
 async def test_chunked_body_over_the_limit_is_cut_with_413(
@@ -183,7 +170,7 @@ async def test_chunked_body_over_the_limit_is_cut_with_413(
 
     status, _ = await _send(client, small_limit_gateway.base_url, task_id, chunked())
     assert status == 413
-    assert await _value(client, engine_process.base_url, instance_id) == PREVIOUS
+    assert await _value(client, engine_process.base_url, instance_id) == engine_api.PREVIOUS
 
 
 async def _metadata(engine_url: str, instance_id: str) -> dict[str, object]:
