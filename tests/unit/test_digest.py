@@ -82,3 +82,16 @@ def test_the_first_mismatched_algorithm_is_named() -> None:
     assert digest.mismatched({"sha-256": b"a" * 32}, computed) is None
     assert digest.mismatched({"sha-512": b"c" * 64}, computed) == "sha-512"
     assert digest.mismatched({"sha-512": b"b" * 64}, {"sha-256": b"a" * 32}) == "sha-512"
+
+
+SF_LIKE = st.text(alphabet='sha-256512md=:;,?*()" \t\x7f\u00e9AZaz09+/', max_size=120)
+
+
+@given(st.one_of(st.text(max_size=200), SF_LIKE))
+def test_any_field_value_parses_or_is_refused_with_a_digest_field_error(value: str) -> None:
+    for parse in (digest.parse_digests, digest.parse_wanted):
+        try:
+            parsed = parse("Repr-Digest", value)
+        except DigestFieldError:
+            continue
+        assert set(parsed) <= set(digest.ALGORITHMS)
