@@ -1,6 +1,7 @@
 """Fuzzing `gateway.multipart`: the form scanner and the variable-form validator accept a
 body or refuse it with `FormError`, never another exception; a body fed in any chunks,
-as bytes or memoryviews, gives what it gives in one piece; the closing delimiter is never
+as bytes or memoryviews, gives what it gives in one piece (the parts, and the content it
+reports for each, part by part, in order); the closing delimiter is never
 released before the form is complete; and a raw upload's wrapped form is one the scanner
 and the validator accept, with the content unchanged.
 
@@ -24,9 +25,12 @@ with atheris.instrument_imports(include=["gateway"]):
     from gateway.multipart import (
         TEXT_PART_KEEP_BYTES,
         TEXT_PARTS,
+        Content,
         FormError,
         FormScanner,
         Part,
+        PartBegins,
+        PartEnds,
         boundary_of,
         check_variable_form,
         parse_parameters,
@@ -42,6 +46,7 @@ NOT_IN_HEADER_VALUES = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 @dataclass(frozen=True)
 class Outcome:
     parts: list[Part] | None
+    contents: list[tuple[Part, bytes]] | None  # every part ended, and its reported content
     close_offset: int | None
     released: int | None
     error: str | None
@@ -49,11 +54,25 @@ class Outcome:
 
 def scan(boundary: bytes, chunks: list[bytes | memoryview], close_offset: int | None) -> Outcome:
     """The scanner over `chunks`; `close_offset`, when known, bounds every release."""
-    scanner = FormScanner(boundary)
+    scanner = FormScanner(boundary, report=True)
     fed = released = 0
+    contents: list[tuple[Part, bytes]] = []
+    current: bytearray | None = None
     try:
         for chunk in chunks:
-            scanner.feed(chunk)
+            for event in scanner.feed(chunk):
+                if isinstance(event, PartBegins):
+                    assert current is None, event
+                    current = bytearray()
+                elif isinstance(event, Content):
+                    assert current is not None, event
+                    assert len(event.data) > 0, event
+                    current += event.data
+                else:
+                    assert isinstance(event, PartEnds)
+                    assert current is not None, event
+                    contents.append((event.part, bytes(current)))
+                    current = None
             fed += len(chunk)
             now = scanner.releasable()
             assert released <= now <= fed, (released, now, fed)
@@ -61,14 +80,17 @@ def scan(boundary: bytes, chunks: list[bytes | memoryview], close_offset: int | 
             released = now
         parts = scanner.finish()
     except FormError as error:
-        return Outcome(None, None, None, str(error))
+        return Outcome(None, None, None, None, str(error))
+    assert parts == [part for part, _ in contents if part.field_name is not None]
+    for part, content in contents:
+        assert part.text is None or part.text == content, (part, content)
     for part in parts:
         assert part.field_name is not None, part
         assert part.text is None or part.field_name in TEXT_PARTS, part
         assert part.text is None or len(part.text) <= TEXT_PART_KEEP_BYTES, part
     with contextlib.suppress(FormError):  # either answer will do, no other exception
         check_variable_form(parts)
-    return Outcome(parts, scanner.close_offset, released, None)
+    return Outcome(parts, contents, scanner.close_offset, released, None)
 
 
 def check_form(boundary: bytes, body: bytes, splits: list[int], views: bool) -> Outcome:
