@@ -20,13 +20,24 @@ from tests import processes
 from tests.faults.polling import poll_until
 from tests.inprocess import Stub
 
-SIZE = 100_000_000
 READ_BYTES = 1024
 READING_SECONDS = 8
 MIB = 1 << 20
-# Socket buffers on both sides of the gateway (loopback autotuning reaches a few MiB each)
-# and aiohttp's read buffer; a gateway without backpressure would take all 100 MB at once.
-ENGINE_AHEAD_BYTES = 32 * MIB
+
+
+def _autotuning_max_bytes(name: str) -> int:
+    """The most the kernel lets a TCP socket's buffer grow to (`tcp_rmem`/`tcp_wmem`)."""
+    return int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[2])
+
+
+# What the kernel alone may hold between the engine and a reader that does not read: the
+# engine's send buffer, the gateway's receive and send buffers, the reader's receive buffer
+# (loopback autotuning grows them up to these maxima: measured 42 MB ahead once, with
+# tcp_rmem's 32 MiB), plus the splice pipe and aiohttp's read buffer. A gateway without
+# backpressure would take the whole body, twice that, at once.
+ENGINE_AHEAD_BYTES = 2 * (_autotuning_max_bytes("tcp_rmem") + _autotuning_max_bytes("tcp_wmem"))
+ENGINE_AHEAD_BYTES += 8 * MIB
+SIZE = max(100_000_000, 2 * ENGINE_AHEAD_BYTES)
 RSS_GROWTH_KIB = 16 * 1024
 
 
