@@ -219,6 +219,35 @@ async def test_eicar_in_a_deployment_resource_is_refused_and_nothing_is_deployed
     assert deployments == []
 
 
+async def test_eicar_as_a_task_attachment_is_refused_and_nothing_is_attached(
+    client: aiohttp.ClientSession,
+    scanning_gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    _, task_id = instance
+    boundary = "----gatewayattach"
+    name_head = engine_api.part_head(
+        boundary, True, 'form-data; name="attachment-name"', "text/plain"
+    )
+    content_head = engine_api.part_head(
+        boundary, False, 'form-data; name="content"; filename="note.txt"', "text/plain"
+    )
+    body = name_head + b"note" + content_head + EICAR + f"\r\n--{boundary}--\r\n".encode()
+    url = f"{scanning_gateway.base_url}/engine-rest/task/{task_id}/attachment/create"
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with client.post(url, data=body, headers=headers) as response:
+        assert response.status == 422
+        assert (await response.json())["type"] == "MalwareFoundException"
+    assert engine_api.call(engine_process.base_url, "GET", f"/task/{task_id}/attachment") == []
+    # The same form with a clean file is attached: the refusal was the scan's.
+    clean = body.replace(EICAR, b"a clean note")
+    async with client.post(url, data=clean, headers=headers) as response:
+        assert response.status == 200, await response.text()
+    [attachment] = engine_api.call(engine_process.base_url, "GET", f"/task/{task_id}/attachment")
+    assert attachment["name"] == "note"
+
+
 @pytest.fixture
 def stopped_clamd(tmp_path: Path) -> processes.Clamd:
     """A clamd that was started, then stopped: its socket address leads nowhere."""
