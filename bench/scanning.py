@@ -19,17 +19,15 @@ import hashlib
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import proc
+from bench import compare, proc
 from tests import processes
 from tests.integration import engine_api
 
@@ -81,16 +79,11 @@ def form_file(directory: Path, size: int) -> tuple[Path, str]:
 
 
 def curl_upload(url: str, body: Path, headers: list[str]) -> float:
-    arguments = ["curl", "--fail", "-sS", "-o", "/dev/null", "-X", "POST", "-T", str(body)]
-    arguments += ["-H", f"Content-Type: multipart/form-data; boundary={BOUNDARY}", "-H", "Expect:"]
+    arguments = ["-o", "/dev/null", "-X", "POST", "-T", str(body), "-H", "Expect:"]
+    arguments += ["-H", f"Content-Type: multipart/form-data; boundary={BOUNDARY}"]
     for header in headers:
         arguments += ["-H", header]
-    started = time.monotonic()
-    ran = subprocess.run([*arguments, url], capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    if ran.returncode != 0:
-        raise RuntimeError(f"curl failed ({ran.returncode}): {ran.stderr[-2000:]}")
-    return seconds
+    return compare._curl([*arguments, url])
 
 
 def scan_seconds_mean(admin_url: str) -> float | None:

@@ -159,6 +159,7 @@ class Upload:
         variable: bool,
         raw: bool,
     ) -> None:
+        assert variable or not raw, "a raw body is always a variable's"
         self._claimed = claimed
         self._counted = counted
         self._raw = raw
@@ -169,7 +170,7 @@ class Upload:
         # The stored content's digests: for the answer, the log line and the claims on it.
         self._stored_algorithms = (
             digest.needed(claimed.representation, claimed.wanted, claimed.content if raw else ())
-            if on and (variable or raw)
+            if on and variable
             else None
         )
         # The body's, for a form: Content-Digest, Repr-Digest read strictly, and the log
@@ -230,20 +231,15 @@ class Upload:
         if not self._digests_on:
             return
         body = self.stored if self._raw else (self._body.digests() if self._body else {})
-        if self._raw:
-            self._check("Content-Digest", self._claimed.content, [body])
-            self._check("Repr-Digest", self._claimed.representation, [body])
-        else:
-            self._check("Content-Digest", self._claimed.content, [body])
-            stored = [self.stored] if self.stored is not None else []
-            self._check("Repr-Digest", self._claimed.representation, [*stored, body])
+        self._check("Content-Digest", self._claimed.content, [body])
+        stored = [self.stored] if self.stored is not None and not self._raw else []
+        self._check("Repr-Digest", self._claimed.representation, [*stored, body])
 
     def log_digest(self) -> str:
         """The digest of the content moved, for the log line."""
-        moved = self.stored if self._variable or self._raw else None
-        if moved is None and self._body is not None and not self._variable:
-            moved = self._body.digests()
-        return _log_digest(moved)
+        if self._variable:
+            return _log_digest(self.stored)
+        return _log_digest(self._body.digests() if self._body is not None else None)
 
     def close(self) -> None:
         """The upload ended some other way: a scan still open is dropped."""

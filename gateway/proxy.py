@@ -211,7 +211,6 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         except digest.DigestFieldError as invalid:
             return _refuse(transfer, errors.bad_request(str(invalid)), "rejected")
         variable = transfer.route.label == "variable_data"
-        inspect = config.digests == "on" or config.clamd_address is not None
         content_type = request.headers.get("Content-Type")
         if multipart.is_multipart_form(content_type):
             boundary = multipart.boundary_of(content_type or "")
@@ -219,10 +218,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
                 error = errors.bad_request("The multipart Content-Type has no boundary.")
                 return _refuse(transfer, error, "rejected")
             check = multipart.check_variable_form if variable else None
-            if inspect:
-                inspected = inspection.Upload(
-                    config, request.app[METRICS], claimed, variable=variable, raw=False
-                )
+            inspected = _upload_inspection(request, claimed, variable=variable, raw=False)
             scanner = multipart.FormScanner(boundary, report=inspected is not None)
             body = _validated_body(incoming, scanner, check, transfer, inspected)
         elif variable:
@@ -230,10 +226,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
                 wrapped = _raw_upload(request, outgoing)
             except multipart.FormError as error:
                 return _refuse(transfer, errors.bad_request(str(error)), "rejected")
-            if inspect:
-                inspected = inspection.Upload(
-                    config, request.app[METRICS], claimed, variable=True, raw=True
-                )
+            inspected = _upload_inspection(request, claimed, variable=True, raw=True)
             body = _wrapped_body(incoming, wrapped, transfer, inspected)
             raw_path_qs = str(_without_parameters(request.rel_url, RAW_UPLOAD_PARAMETERS))
     target = URL(str(config.upstream_origin) + raw_path_qs, encoded=True)
@@ -544,6 +537,16 @@ async def _validated_body(
         raise UploadRejected from rejected
     finally:
         _inspection_done(inspected, transfer)
+
+
+def _upload_inspection(
+    request: web.Request, claimed: inspection.Claims, *, variable: bool, raw: bool
+) -> inspection.Upload | None:
+    """The upload's inspection, unless digests and scanning are both off."""
+    config = request.app[CONFIG]
+    if config.digests != "on" and config.clamd_address is None:
+        return None
+    return inspection.Upload(config, request.app[METRICS], claimed, variable=variable, raw=raw)
 
 
 def _inspection_done(inspected: inspection.Upload | None, transfer: Transfer) -> None:
