@@ -7,7 +7,7 @@ per chunk. Backpressure stays: the pipe only fills as fast as the client drains 
 
 Used only where nothing needs to see or change the bytes: plain TCP on both sides, a
 body of declared length (no chunked framing to re-encode) of at least SPLICE_MIN_BYTES.
-Everything else takes the chunk loop in proxy.py. The engine connection is closed
+Everything else takes the chunk loop in download.py. The engine connection is closed
 afterwards (its HTTP parser never saw the body), so it is worth it only for large bodies.
 """
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from gateway.proxy import CHUNK_BYTES
+from gateway.transfer import CHUNK_BYTES
 from tests import processes
 from tests.integration import engine_api
 

@@ -1,0 +1,267 @@
+"""The body coming down: the engine's answer to the client, always with backpressure.
+
+The kinds, chosen per answer:
+- whole: a small body of declared length (the JSON calls) is read and goes out with the
+  headers in one write: bounded memory, one system call instead of three;
+- spliced: a large body of declared length that nothing must see goes socket to socket in
+  the kernel (splice.py);
+- chunk loop: anything else, read and written CHUNK_BYTES at a time;
+- watched: a download that is scanned, or hashed for its Repr-Digest (inspection.Download),
+  goes through the chunk loop with its last chunk held until clamd has passed it, or, when
+  it ends within SMALL_BODY_BYTES, is answered whole: with its digest, or a clean 422.
+
+A body that breaks off is never presented as complete: the client's connection is aborted.
+A binary download is also named here, safely, from the engine's header or its metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway import digest, disposition, errors, headers, inspection, metadata, splice
+from gateway.config import Config
+from gateway.state import CONFIG, METADATA_CLIENT, METRICS
+from gateway.transfer import (
+    CHUNK_BYTES,
+    SMALL_BODY_BYTES,
+    Transfer,
+    abort_client,
+    refuse,
+    without_parameters,
+)
+
+# A download may ask how to be presented (?disposition=): that is ours, not the engine's.
+DISPOSITION = "disposition"
+
+
+def requested_disposition(
+    request: web.Request, path_qs: str
+) -> tuple[str | None, str] | errors.GatewayError:
+    """The presentation a download asks for, and the engine's path and query without it."""
+    if DISPOSITION not in request.rel_url.query:
+        return None, path_qs
+    requested = request.rel_url.query[DISPOSITION]
+    if requested not in disposition.DISPOSITION_TYPES:
+        return errors.bad_request(
+            f"Query parameter {DISPOSITION} must be inline or attachment, got {requested!r}."
+        )
+    return requested, str(without_parameters(request.rel_url, {DISPOSITION}))
+
+
+async def named(
+    request: web.Request,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    requested: str | None,
+) -> dict[str, str]:
+    """A binary download's Content-Disposition (and what goes with it): the engine's name if
+    it is exact, else the one in the engine's metadata, made safe either way."""
+    config = request.app[CONFIG]
+    engine = disposition.parse_engine_disposition(upstream.headers.get("Content-Disposition"))
+    found = None
+    if engine.quality is not disposition.Quality.EXACT and transfer.route.lookup is not None:
+        found = await metadata.lookup(
+            request.app[METADATA_CLIENT],
+            config.upstream_origin,
+            transfer.path,
+            transfer.route,
+            metadata.credentials(request.headers),
+        )
+    naming = metadata.choose_filename(
+        engine, found, transfer.route.variable_name, name_bytes=config.bytes_filename == "var"
+    )
+    transfer.filename_source = naming.source
+    presented = disposition.disposition_type(
+        requested, config.default_disposition, upstream.headers.get("Content-Type")
+    )
+    return disposition.download_headers(naming.filename, presented)
+
+
+async def body_down(
+    request: web.Request,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    outgoing_headers: CIMultiDict[str],
+    *,
+    binary: bool,
+) -> web.StreamResponse:
+    """The engine's answer to the client; `binary`: a binary download, perhaps watched."""
+    config = request.app[CONFIG]
+    reason = None if upstream.reason is None else headers.sendable(upstream.reason)
+    watched = _watched_download(request, upstream, config) if binary else None
+    try:
+        return await _send(request, transfer, upstream, outgoing_headers, reason, watched, config)
+    finally:
+        if watched is not None:
+            watched.close()
+            transfer.digest, transfer.scan = watched.log_digest(), watched.scan_result
+
+
+Watched = inspection.Download
+
+
+async def _send(
+    request: web.Request,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    outgoing_headers: CIMultiDict[str],
+    reason: str | None,
+    watched: Watched | None,
+    config: Config,
+) -> web.StreamResponse:
+    if watched is not None and (refusal := await watched.start()) is not None:
+        return refuse(transfer, refusal, "rejected")
+
+    length = upstream.content_length
+    whole: bytes | None = None
+    ahead = b""  # read ahead, not yet sent
+    if request.method != "HEAD":
+        try:
+            if length is not None and length <= SMALL_BODY_BYTES:
+                whole = await upstream.read()
+            elif length is None and watched is not None:
+                ahead, ended = await _read_ahead(upstream, config.read_timeout_seconds)
+                whole, ahead = (ahead, b"") if ended else (None, ahead)
+        except TimeoutError as error:  # aiohttp's ServerTimeoutError is one too
+            detail = str(error) or type(error).__name__
+            return refuse(transfer, errors.upstream_timeout(detail), "timeout")
+        except aiohttp.ClientError as error:
+            detail = str(error) or type(error).__name__
+            return refuse(transfer, errors.upstream_unreachable(detail))
+    if whole is not None:
+        if watched is not None:
+            refusal = await watched.content(whole) or await watched.finish()
+            if refusal is not None:
+                return refuse(transfer, refusal, "rejected")
+            computed = watched.digests()  # none with --digests off
+            if computed and _wants_digest(request) and "Content-Encoding" not in upstream.headers:
+                outgoing_headers["Repr-Digest"] = digest.format_digests(computed)
+        transfer.sent_down(len(whole))
+        transfer.first_byte = time.monotonic()
+        return web.Response(
+            status=upstream.status, reason=reason, headers=outgoing_headers, body=whole
+        )
+
+    response = web.StreamResponse(status=upstream.status, reason=reason)
+    response.headers.extend(outgoing_headers)
+    await response.prepare(request)
+    transfer.first_byte = time.monotonic()
+    if request.method == "HEAD":
+        return response
+    if watched is None and splice.eligible(request, upstream, config.splice == "on"):
+        return await _spliced(request, response, transfer, upstream, config)
+    return await _chunk_loop(request, response, transfer, upstream, ahead, watched, config)
+
+
+async def _spliced(
+    request: web.Request,
+    response: web.StreamResponse,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    config: Config,
+) -> web.StreamResponse:
+    try:
+        await splice.relay(
+            request, response, upstream, transfer.sent_down, config.read_timeout_seconds
+        )
+    except TimeoutError:
+        abort_client(request, transfer, "timeout")
+        return response
+    except ConnectionResetError:
+        raise  # the client left: handled in proxy.handle
+    except (splice.UpstreamEnded, aiohttp.ClientError, OSError):
+        abort_client(request, transfer, "upstream_abort")
+        return response
+    await response.write_eof()
+    return response
+
+
+async def _chunk_loop(
+    request: web.Request,
+    response: web.StreamResponse,
+    transfer: Transfer,
+    upstream: aiohttp.ClientResponse,
+    ahead: bytes,
+    watched: Watched | None,
+    config: Config,
+) -> web.StreamResponse:
+    held: bytes | None = None  # a watched download's latest chunk, until the next one comes
+    while True:
+        try:
+            # aiohttp's own read timeout (sock_read) is lost, and the read waits for
+            # ever, when its C parser fails on the engine's chunk framing mid-body
+            # (3.14.5, tests/faults/test_lying_upstream.py): this deadline holds anyway.
+            async with asyncio.timeout(config.read_timeout_seconds):
+                chunk, ahead = (
+                    (ahead, b"") if ahead else (await upstream.content.read(CHUNK_BYTES), b"")
+                )
+        except TimeoutError:  # aiohttp's ServerTimeoutError is one too
+            abort_client(request, transfer, "timeout")
+            return response
+        except aiohttp.ClientError:
+            abort_client(request, transfer, "upstream_abort")
+            return response
+        if not chunk:
+            break
+        if watched is not None:
+            if await watched.content(chunk) is not None:
+                abort_client(request, transfer, "rejected")
+                return response
+            chunk, held = held or b"", chunk
+            if not chunk:
+                continue
+        # Raises ConnectionResetError when the client has gone: handled in proxy.handle.
+        await response.write(chunk)
+        transfer.sent_down(len(chunk))
+    if watched is not None:
+        if await watched.finish() is not None:
+            # Found, or no verdict and failing closed: the client never gets the end.
+            abort_client(request, transfer, "rejected")
+            return response
+        if held:
+            await response.write(held)
+            transfer.sent_down(len(held))
+    await response.write_eof()
+    return response
+
+
+def _watched_download(
+    request: web.Request, upstream: aiohttp.ClientResponse, config: Config
+) -> inspection.Download | None:
+    """A download is watched when it is scanned, or when it may be read whole (declared
+    small, or chunked and its digest asked for) and so hashed for nearly nothing. A large
+    one is not hashed: it keeps os.splice, and its digest could not be sent anyway."""
+    scanned = config.clamd_scan_downloads == "on" and request.method != "HEAD"
+    length = upstream.content_length
+    whole = length <= SMALL_BODY_BYTES if length is not None else _wants_digest(request)
+    if not scanned and not (whole and config.digests == "on"):
+        return None
+    wanted = frozenset[str]()
+    if _wants_digest(request):
+        with contextlib.suppress(digest.DigestFieldError):  # a bad preference asks for nothing
+            wanted = digest.parse_wanted("Want-Repr-Digest", request.headers["Want-Repr-Digest"])
+    return inspection.Download(config, request.app[METRICS], scan=scanned, wanted=wanted)
+
+
+async def _read_ahead(
+    upstream: aiohttp.ClientResponse, read_timeout_seconds: float
+) -> tuple[bytes, bool]:
+    """Up to SMALL_BODY_BYTES + 1 of the body, and whether that was all of it."""
+    ahead = b""
+    while len(ahead) <= SMALL_BODY_BYTES:
+        async with asyncio.timeout(read_timeout_seconds):
+            chunk = await upstream.content.read(SMALL_BODY_BYTES + 1 - len(ahead))
+        if not chunk:
+            return ahead, True
+        ahead += chunk
+    return ahead, False
+
+
+def _wants_digest(request: web.Request) -> bool:
+    return "Want-Repr-Digest" in request.headers

@@ -1,0 +1,116 @@
+"""One request's record, and what both directions do to end it.
+
+`Transfer` is what a request moved, for its log line and its metrics; `refuse` answers with
+a gateway-made error, `abort_client` cuts the client's connection so a short body is never
+taken for a whole one. upload.py and download.py use these as proxy.py does, so they sit
+one floor below all three.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from yarl import URL
+
+from gateway import errors, metrics, routes
+
+# Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
+CHUNK_BYTES = 256 * 1024
+# Bodies up to this size are read whole and sent with the headers (bench/compare.py).
+SMALL_BODY_BYTES = 64 * 1024
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
+
+access_log = logging.getLogger("gateway.access")
+
+_STREAMS = {routes.Kind.UPLOAD: "upload", routes.Kind.DOWNLOAD: "download"}
+
+
+@dataclass
+class Transfer:
+    """What one request moved, for its log line and its metrics."""
+
+    method: str
+    path: str
+    route: routes.RouteMatch
+    count_up: metrics.Increment  # per-chunk byte counters, labels bound once per request
+    count_down: metrics.Increment
+    started: float = field(default_factory=time.monotonic)
+    first_byte: float | None = None  # when the response's headers went out
+    status: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    outcome: str = "complete"
+    filename_source: str = "-"  # where a download's name came from (metadata.Naming)
+    digest: str = "-"  # sha-256 of the content moved, where it was computed (inspection.py)
+    scan: str = "-"  # clamd's verdict: clean, found:<signature>, failed_open, failed_closed
+    # Why the gateway cut an upload short (set inside the body stream, read by proxy.py).
+    rejection: errors.GatewayError | None = None
+    rejection_outcome: str = "rejected"
+
+    def sent_down(self, size: int) -> None:
+        """`size` more body bytes went to the client: logged and counted."""
+        self.bytes_down += size
+        self.count_down(size)
+
+    @property
+    def stream(self) -> str | None:
+        """The direction of the binary body this request streams, if any."""
+        return _STREAMS.get(self.route.kind)
+
+    def log(self) -> None:
+        access_log.info(
+            "method=%s route=%s kind=%s status=%d bytes_up=%d bytes_down=%d filename_source=%s "
+            "digest=%s scan=%s duration_seconds=%.3f outcome=%s path=%s",
+            self.method,
+            self.route.label,
+            self.route.kind.value,
+            self.status,
+            self.bytes_up,
+            self.bytes_down,
+            self.filename_source,
+            self.digest,
+            self.scan,
+            time.monotonic() - self.started,
+            self.outcome,
+            self.path,
+        )
+
+    def record(self, counted: metrics.Metrics) -> None:
+        size = None
+        if self.stream is not None and self.method != "HEAD":
+            size = (self.stream, self.bytes_up if self.stream == "upload" else self.bytes_down)
+        counted.finished(
+            method=self.method,
+            route=self.route.label,
+            status=self.status,
+            outcome=self.outcome,
+            duration_seconds=time.monotonic() - self.started,
+            first_byte_seconds=None if self.first_byte is None else self.first_byte - self.started,
+            size=size,
+        )
+
+
+def refuse(
+    transfer: Transfer, error: errors.GatewayError, outcome: str = "upstream_abort"
+) -> web.Response:
+    """Answer with a gateway-made error, in the engine's JSON shape."""
+    transfer.status, transfer.outcome = error.status, outcome
+    transfer.first_byte = time.monotonic()
+    return errors.error_response(error)
+
+
+def abort_client(request: web.Request, transfer: Transfer, outcome: str) -> None:
+    """Cut the client's connection so the short body is visibly incomplete."""
+    transfer.outcome = outcome
+    if request.transport is not None:
+        request.transport.abort()
+
+
+def without_parameters(url: URL, names: frozenset[str] | set[str]) -> URL:
+    """`url` without the query parameters the gateway reads for itself."""
+    kept = [(k, v) for k, v in url.query.items() if k not in names]
+    return url.with_query(kept) if kept else url.with_query(None)
