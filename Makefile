@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -68,7 +68,7 @@ faults: $(VENV)/.installed
 # tests/fuzz/corpus/<target>; a crashing input to .fuzz/<target>-crash-<sha1>. `make test`
 # runs each for a minute (tests/fuzz/test_fuzz_short.py).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := headers disposition multipart
+FUZZ_TARGETS := headers disposition multipart jsonvalues
 FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
 .PHONY: $(FUZZ_RUNS)
 
@@ -122,6 +122,11 @@ bench-engine-download: $(VENV)/.installed $(JAR)
 # stub and the real engine (bench/results/scanning.json).
 bench-scanning: $(VENV)/.installed $(JAR) clamd-tools
 	ENGINE=$(ENGINE) $(PY) bench/scanning.py
+
+# A 14 MB file base64 in JSON, direct, through nginx, the gateway and the gateway scanning
+# with clamd, to the stub and the real engine (bench/results/json_files.json).
+bench-json: $(VENV)/.installed $(JAR) e2e-tools clamd-tools
+	ENGINE=$(ENGINE) $(PY) bench/json_files.py
 
 # The engine cluster measured: failover as seen by clients, PostgreSQL against H2, and
 # throughput through nginx to two pairs and to one (bench/results/cluster.json).

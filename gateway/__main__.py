@@ -140,8 +140,9 @@ OPTIONS = (
         "clamd",
         str,
         "scan uploaded files with ClamAV's daemon while they stream, at tcp://host:port or "
-        "unix:///path; an infected upload is refused with 422 before the engine stores it; "
-        "empty: no scanning",
+        "unix:///path: multipart and raw uploads, and File and Bytes values in JSON bodies; "
+        "an infected upload is refused with 422 before the engine stores it; empty: no "
+        "scanning",
     ),
     Option(
         "clamd_failure",
@@ -159,10 +160,19 @@ OPTIONS = (
     Option(
         "clamd_scan_downloads",
         str,
-        "also scan downloads as they stream; the last chunk waits for clamd's verdict and an "
-        "infected download's connection is cut (the client has all but that chunk); "
-        "large downloads then pass through Python instead of os.splice",
+        "also scan downloads as they stream, and the Bytes values in the engine's JSON "
+        "answers; the last chunk waits for clamd's verdict and an infected download's "
+        "connection is cut (the client has all but that chunk); large downloads then pass "
+        "through Python instead of os.splice",
         choices=SWITCHES,
+    ),
+    Option(
+        "json_string_limit_chars",
+        int,
+        "the engine's limit for one JSON string (Jackson's maxStringLength): a File or Bytes "
+        "value in a JSON body longer than this (in base64 characters) is refused with 400 "
+        "before the engine has the whole body, pointing to the multipart …/data endpoint; "
+        "set it to what the engine allows; 0: no limit",
     ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )

@@ -52,6 +52,9 @@ class Config:
     clamd_failure: str = "closed"
     clamd_timeout_seconds: float = 60.0
     clamd_scan_downloads: str = "off"
+    # The engine's limit for one JSON string (Jackson's maxStringLength): a File or Bytes
+    # value in JSON longer than this is refused early. 0: no limit.
+    json_string_limit_chars: int = 20_000_000
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -91,6 +94,10 @@ class Config:
         if self.workers > 1 and 0 in (self.port, self.admin_port):
             # Each worker binds the ports itself: port 0 would give each a port of its own.
             raise ConfigError("with more than one worker, port and admin port must not be 0")
+        if self.json_string_limit_chars < 0:
+            raise ConfigError(
+                f"json_string_limit_chars must not be negative, got {self.json_string_limit_chars}"
+            )
         if self.max_upload_bytes < 0:
             raise ConfigError(f"max_upload_bytes must not be negative, got {self.max_upload_bytes}")
         if self.default_disposition not in DISPOSITION_TYPES:

@@ -7,8 +7,9 @@ The kinds, chosen per answer:
   the kernel (splice.py);
 - chunk loop: anything else, read and written CHUNK_BYTES at a time;
 - watched: a download that is scanned, or hashed for its Repr-Digest (inspection.Download),
-  goes through the chunk loop with its last chunk held until clamd has passed it, or, when
-  it ends within SMALL_BODY_BYTES, is answered whole: with its digest, or a clean 422.
+  or a JSON answer whose Bytes values are scanned (inspection.JsonAnswer), goes through the
+  chunk loop with its last chunk held until clamd has passed it, or, when it ends within
+  SMALL_BODY_BYTES, is answered whole: with its digest, or a clean 422.
 
 A body that breaks off is never presented as complete: the client's connection is aborted.
 A binary download is also named here, safely, from the engine's header or its metadata.
@@ -24,7 +25,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import digest, disposition, errors, headers, inspection, metadata, splice
+from gateway import digest, disposition, errors, headers, inspection, jsonvalues, metadata, splice
 from gateway.config import Config
 from gateway.state import CONFIG, METADATA_CLIENT, METRICS
 from gateway.transfer import (
@@ -94,16 +95,38 @@ async def body_down(
     """The engine's answer to the client; `binary`: a binary download, perhaps watched."""
     config = request.app[CONFIG]
     reason = None if upstream.reason is None else headers.sendable(upstream.reason)
-    watched = _watched_download(request, upstream, config) if binary else None
+    watched: Watched | None = None
+    if binary:
+        watched = _watched_download(request, upstream, config)
+    elif _scanned_answer(request, transfer, upstream, config):
+        route = transfer.route
+        counted = request.app[METRICS]
+        watched = inspection.JsonAnswer(
+            config, counted, route.label, route.places_down, route.variable_name
+        )
     try:
         return await _send(request, transfer, upstream, outgoing_headers, reason, watched, config)
     finally:
         if watched is not None:
             watched.close()
             transfer.digest, transfer.scan = watched.log_digest(), watched.scan_result
+            transfer.json_files, transfer.json_file_bytes = watched.files, watched.file_bytes
 
 
-Watched = inspection.Download
+Watched = inspection.Download | inspection.JsonAnswer
+
+
+def _scanned_answer(
+    request: web.Request, transfer: Transfer, upstream: aiohttp.ClientResponse, config: Config
+) -> bool:
+    """A JSON answer that can carry Bytes values, with --clamd-scan-downloads."""
+    return (
+        config.clamd_scan_downloads == "on"
+        and bool(transfer.route.places_down)
+        and request.method != "HEAD"
+        and upstream.status == 200
+        and jsonvalues.read_as_json(upstream.headers.get("Content-Type", ""))
+    )
 
 
 async def _send(

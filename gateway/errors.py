@@ -67,8 +67,9 @@ def shutting_down() -> GatewayError:
     )
 
 
-def malware_found(signature: str, filename: str | None, direction: str) -> GatewayError:
-    named = f"The {direction}" if filename is None else f"The file {filename!r}"
+def malware_found(signature: str, subject: str | None, direction: str) -> GatewayError:
+    """`subject`: what was refused ("The file 'a.pdf'"); None: the whole upload or download."""
+    named = f"The {direction}" if subject is None else subject
     stored = " The engine stored nothing of it." if direction == "upload" else ""
     return GatewayError(
         422,

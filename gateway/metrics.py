@@ -37,6 +37,11 @@ OUTCOMES = ("complete", "client_abort", "upstream_abort", "timeout", "rejected",
 DIRECTIONS = ("upload", "download")
 # How a clamd scan ended; failed_*: clamd gave no verdict, and --clamd-failure decided.
 SCAN_OUTCOMES = ("clean", "found", "failed_closed", "failed_open")
+# Which way a scanned file came: a multipart form, a raw body, a typed value in JSON, or a
+# binary download (…/data).
+SCAN_DOORS = ("multipart", "raw", "json", "data")
+# The engine's binary types, as files in JSON are counted.
+JSON_FILE_TYPES = ("File", "Bytes")
 DIGEST_FIELDS = ("Repr-Digest", "Content-Digest")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
@@ -73,6 +78,8 @@ class Metrics:
     scan_duration: Histogram
     scanned: Counter
     digest_mismatches: Counter
+    json_files: Counter
+    json_file_bytes: Counter
     # Labelled children by label values: prometheus-client's labels() validates and locks
     # on every call, which a small request would pay six times over.
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
@@ -97,11 +104,19 @@ class Metrics:
         increment: Increment = self._child(self.scanned, direction).inc
         return increment
 
-    def scan_finished(self, direction: str, outcome: str, duration_seconds: float) -> None:
+    def scan_finished(
+        self, direction: str, door: str, outcome: str, duration_seconds: float
+    ) -> None:
         if not self.enabled:
             return
-        self._child(self.scans, direction, outcome).inc()
+        self._child(self.scans, direction, door, outcome).inc()
         self._child(self.scan_duration, direction).observe(duration_seconds)
+
+    def json_file(self, direction: str, route: str, type_name: str, size_bytes: int) -> None:
+        """A File or Bytes value carried in a JSON body, `size_bytes` once decoded."""
+        if self.enabled:
+            self._child(self.json_files, direction, route, type_name).inc()
+            self._child(self.json_file_bytes, direction, route).inc(size_bytes)
 
     def digest_mismatch(self, field_name: str) -> None:
         if self.enabled:
@@ -213,8 +228,9 @@ def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
         ),
         scans=Counter(
             "engine_gateway_scans",
-            "Files scanned by clamd, by how the scan ended (SCAN_OUTCOMES).",
-            ["direction", "outcome"],
+            "Files scanned by clamd, by the door they took (SCAN_DOORS) and how the scan "
+            "ended (SCAN_OUTCOMES).",
+            ["direction", "door", "outcome"],
             registry=own,
         ),
         scan_duration=Histogram(
@@ -234,6 +250,19 @@ def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
             "engine_gateway_digest_mismatches",
             "Uploads refused because a claimed RFC 9530 digest did not match, by field.",
             ["field"],
+            registry=own,
+        ),
+        json_files=Counter(
+            "engine_gateway_json_files",
+            "File and Bytes values carried base64 in JSON bodies, as the engine stores or "
+            "sends them.",
+            ["direction", "route", "type"],
+            registry=own,
+        ),
+        json_file_bytes=Counter(
+            "engine_gateway_json_file_bytes",
+            "Decoded bytes of the File and Bytes values carried in JSON bodies.",
+            ["direction", "route"],
             registry=own,
         ),
     )

@@ -133,7 +133,10 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     async with upstream:
         # 4. Headers down: hop-by-hop stripped; a binary download named safely, from the
         #    engine's header if it is exact, else from its metadata; any other
-        #    Content-Disposition made safe; a stored upload's Repr-Digest.
+        #    Content-Disposition made safe; a stored upload's Repr-Digest; an engine's
+        #    opaque refusal of an upload said clearly.
+        if (refusal := await body.engine_refusal(upstream)) is not None:
+            return refuse(transfer, refusal, "rejected")
         outgoing_headers = headers.downstream_response_headers(upstream.headers)
         binary = downloads and upstream.status == 200
         if binary:

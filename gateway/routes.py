@@ -1,9 +1,13 @@
-"""The engine's binary endpoints, as a table: path pattern → what kind of transfer it is.
+"""The engine's endpoints that move files, as tables: path pattern → what kind of transfer.
 
-Everything under /engine-rest is proxied; this table only says which requests carry binary
-bodies, so the proxy can treat them as streams, validate uploads, and name downloads. For each
-download it also says how to learn the file's metadata (name, type) from the engine without
-transferring the content again (metadata.py does the lookup).
+Everything under /engine-rest is proxied; these tables only say which requests carry files:
+- BINARY_ROUTES: binary bodies, so the proxy can treat them as streams, validate uploads,
+  and name downloads. For each download it also says how to learn the file's metadata
+  (name, type) from the engine without transferring the content again (metadata.py);
+- JSON_DOORS: JSON bodies with the engine's typed values (File and Bytes in base64), and
+  where in the body the engine reads them (jsonvalues.py), in the request and in the
+  answer. The list is the engine's own (engine-rest's DTOs that hold VariableValueDto maps
+  and the resources that take them, Operaton 1.0.3; README "Files in JSON").
 Paths are matched in their raw (percent-encoded) form, after /engine-rest and an optional
 /engine/{name}, so a variable name is decoded exactly once, as the engine does.
 """
@@ -15,6 +19,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from gateway.jsonvalues import Place, parse_place
+
 API_ROOT = "/engine-rest"
 
 
@@ -22,6 +28,7 @@ class Kind(enum.Enum):
     PASSTHROUGH = "passthrough"
     DOWNLOAD = "download"
     UPLOAD = "upload"
+    JSON = "json"  # typed values in JSON, in the request, the answer, or both
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class RouteMatch:
     lookup: Lookup | None = None
     scope_id: str | None = None  # raw, as in the path
     variable_name: str | None = None  # decoded once, as the engine decodes it
+    places_up: tuple[Place, ...] = ()  # where the request's typed values are
+    places_down: tuple[Place, ...] = ()  # where the answer's typed values are
 
 
 _SEGMENT = r"[^/]+"
@@ -126,6 +135,169 @@ BINARY_ROUTES = (
     _route("attachment", "task/{id}/attachment/create", download=False, upload=True),
 )
 
+
+@dataclass(frozen=True)
+class JsonDoor:
+    """An endpoint whose JSON body carries typed values: in the request (`up`) when the
+    engine converts them (VariableValueDto.toTypedValue), in the answer (`down`) when it
+    can send Bytes values (File values always come back as null there)."""
+
+    label: str  # bounded name for logs and metric labels
+    method: str
+    path: str  # below the API root, as the engine's docs write it
+    head: str  # the path's first segment, to find the door without trying every pattern
+    pattern: re.Pattern[str]
+    up: tuple[Place, ...]
+    down: tuple[Place, ...]
+
+
+# The three ways to name a definition: by id, by key, by key and tenant.
+_DEFINITION = r"(?:key/[^/]+/tenant-id/[^/]+|key/[^/]+|[^/]+)"
+_VARIABLE_SCOPES = (
+    "process-instance/{id}/variables",
+    "execution/{id}/localVariables",
+    "task/{id}/variables",
+    "task/{id}/localVariables",
+    "case-instance/{id}/variables",
+    "case-execution/{id}/variables",
+    "case-execution/{id}/localVariables",
+)
+
+
+def _door(label: str, method: str, path: str, up: str = "", down: str = "") -> JsonDoor:
+    regex = (
+        path.replace("{definition}", _DEFINITION)
+        .replace("{id}", _SEGMENT)
+        .replace("{name}", f"(?P<name>{_SEGMENT})")
+    )
+    return JsonDoor(
+        label,
+        method,
+        path,
+        path.split("/", 1)[0],
+        re.compile(f"^/{regex}$"),
+        tuple(parse_place(place) for place in up.split()),
+        tuple(parse_place(place) for place in down.split()),
+    )
+
+
+def _variable_doors() -> tuple[JsonDoor, ...]:
+    doors: list[JsonDoor] = []
+    for scope in _VARIABLE_SCOPES:
+        doors += [
+            _door("json_variables", "PUT", scope + "/{name}", up="."),
+            _door("json_variables", "POST", scope, up="modifications.*"),
+            _door("json_variables", "GET", scope + "/{name}", down="."),
+            _door("json_variables", "GET", scope, down="*"),
+        ]
+    return tuple(doors)
+
+
+_VARIABLES = "variables.*"
+_CASE_TRANSITIONS = {
+    "case-instance": ("complete", "close", "terminate"),
+    "case-execution": ("manual-start", "disable", "reenable", "complete", "terminate"),
+}
+_MESSAGE_MAPS = (
+    "correlationKeys.* localCorrelationKeys.* processVariables.* processVariablesLocal.* "
+    "processVariablesToTriggeredScope.*"
+)
+
+# Left out, as the engine never converts what they carry: process-definition …/restart and
+# …/restart-async, /modification/execute and …/executeAsync (their instructions' variables
+# are read by Jackson but never applied), and submit-form's startInstructions.
+JSON_DOORS = (
+    *_variable_doors(),
+    _door(
+        "json_process_definition",
+        "POST",
+        "process-definition/{definition}/start",
+        up="variables.* startInstructions[].variables.*",
+        down="variables.*",  # withVariablesInReturn
+    ),
+    _door(
+        "json_process_definition",
+        "POST",
+        "process-definition/{definition}/submit-form",
+        up=_VARIABLES,
+    ),
+    _door(
+        "json_process_definition", "GET", "process-definition/{definition}/form-variables", down="*"
+    ),
+    _door(
+        "json_process_instance",
+        "POST",
+        "process-instance/{id}/modification",
+        up="instructions[].variables.*",
+    ),
+    _door(
+        "json_process_instance",
+        "POST",
+        "process-instance/{id}/modification-async",
+        up="instructions[].variables.*",
+    ),
+    _door("json_process_instance", "POST", "process-instance/variables-async", up=_VARIABLES),
+    _door("json_process_instance", "POST", "process-instance/message-async", up=_VARIABLES),
+    _door("json_execution", "POST", "execution/{id}/signal", up=_VARIABLES),
+    _door(
+        "json_execution", "POST", "execution/{id}/messageSubscriptions/{id}/trigger", up=_VARIABLES
+    ),
+    # withVariablesInReturn: the task's variables as the answer.
+    _door("json_task", "POST", "task/{id}/complete", up=_VARIABLES, down="*"),
+    _door("json_task", "POST", "task/{id}/submit-form", up=_VARIABLES, down="*"),
+    _door("json_task", "POST", "task/{id}/resolve", up=_VARIABLES),
+    _door("json_task", "POST", "task/{id}/bpmnError", up=_VARIABLES),
+    _door("json_task", "POST", "task/{id}/bpmnEscalation", up=_VARIABLES),
+    _door("json_task", "GET", "task/{id}/form-variables", down="*"),
+    # withTaskVariablesInReturn / withTaskLocalVariablesInReturn
+    _door("json_task", "GET", "task/{id}", down=_VARIABLES),
+    _door("json_task", "GET", "task", down="[].variables.*"),
+    _door("json_task", "POST", "task", down="[].variables.*"),
+    _door(
+        "json_external_task",
+        "POST",
+        "external-task/{id}/complete",
+        up="variables.* localVariables.*",
+    ),
+    _door(
+        "json_external_task",
+        "POST",
+        "external-task/{id}/failure",
+        up="variables.* localVariables.*",
+    ),
+    _door("json_external_task", "POST", "external-task/{id}/bpmnError", up=_VARIABLES),
+    _door("json_external_task", "POST", "external-task/fetchAndLock", down="[].variables.*"),
+    # resultEnabled and variablesInResultEnabled
+    _door("json_message", "POST", "message", up=_MESSAGE_MAPS, down="[].variables.*"),
+    _door("json_signal", "POST", "signal", up=_VARIABLES),
+    _door("json_condition", "POST", "condition", up=_VARIABLES),
+    _door("json_case", "POST", "case-definition/{definition}/create", up=_VARIABLES),
+    *(
+        _door("json_case", "POST", f"{scope}/{{id}}/{transition}", up=_VARIABLES)
+        for scope, transitions in _CASE_TRANSITIONS.items()
+        for transition in transitions
+    ),
+    _door(
+        "json_decision",
+        "POST",
+        "decision-definition/{definition}/evaluate",
+        up=_VARIABLES,
+        down="[].*",
+    ),
+    # includeInputs / includeOutputs, unless disableBinaryFetching
+    _door("json_decision", "GET", "history/decision-instance", down="[].inputs[] [].outputs[]"),
+    _door("json_decision", "GET", "history/decision-instance/{id}", down="inputs[] outputs[]"),
+    _door("json_migration", "POST", "migration/generate", up=_VARIABLES, down=_VARIABLES),
+    _door("json_migration", "POST", "migration/validate", up=_VARIABLES, down="variableReports.*"),
+    _door("json_migration", "POST", "migration/execute", up="migrationPlan.variables.*"),
+    _door("json_migration", "POST", "migration/executeAsync", up="migrationPlan.variables.*"),
+)
+
+_DOORS_BY_HEAD: dict[tuple[str, str], list[JsonDoor]] = {}
+for _door_entry in JSON_DOORS:
+    for _method in ("GET", "HEAD") if _door_entry.method == "GET" else (_door_entry.method,):
+        _DOORS_BY_HEAD.setdefault((_method, _door_entry.head), []).append(_door_entry)
+
 PASSTHROUGH = RouteMatch("passthrough", Kind.PASSTHROUGH)
 
 _NAMED_ENGINE = re.compile(r"^/engine/[^/]+(?=/)")
@@ -172,6 +344,18 @@ def classify(method: str, raw_path: str) -> RouteMatch:
         if route.upload and method == "PUT" and route.label == "variable_data":
             # `curl -T file …/data`: the gateway's raw upload, sent to the engine as POST.
             return RouteMatch(route.label, Kind.UPLOAD)
+    head = below[1:].split("/", 1)[0]
+    for door in _DOORS_BY_HEAD.get((method, head), ()):
+        match = door.pattern.match(below)
+        if match is not None:
+            name = match.groupdict().get("name")
+            return RouteMatch(
+                door.label,
+                Kind.JSON,
+                variable_name=None if name is None else unquote(name),
+                places_up=door.up,
+                places_down=door.down,
+            )
     return PASSTHROUGH
 
 

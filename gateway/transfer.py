@@ -47,6 +47,8 @@ class Transfer:
     filename_source: str = "-"  # where a download's name came from (metadata.Naming)
     digest: str = "-"  # sha-256 of the content moved, where it was computed (inspection.py)
     scan: str = "-"  # clamd's verdict: clean, found:<signature>, failed_open, failed_closed
+    json_files: int = 0  # File and Bytes values carried in a JSON body (jsonvalues.py)
+    json_file_bytes: int = 0  # their decoded size
     # Why the gateway cut an upload short (set inside the body stream, read by proxy.py).
     rejection: errors.GatewayError | None = None
     rejection_outcome: str = "rejected"
@@ -64,7 +66,8 @@ class Transfer:
     def log(self) -> None:
         access_log.info(
             "method=%s route=%s kind=%s status=%d bytes_up=%d bytes_down=%d filename_source=%s "
-            "digest=%s scan=%s duration_seconds=%.3f outcome=%s path=%s",
+            "digest=%s scan=%s json_files=%d json_file_bytes=%d duration_seconds=%.3f outcome=%s "
+            "path=%s",
             self.method,
             self.route.label,
             self.route.kind.value,
@@ -74,6 +77,8 @@ class Transfer:
             self.filename_source,
             self.digest,
             self.scan,
+            self.json_files,
+            self.json_file_bytes,
             time.monotonic() - self.started,
             self.outcome,
             self.path,

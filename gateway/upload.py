@@ -5,6 +5,9 @@ The kinds:
 - a multipart form on an upload route: validated as the engine will read it
   (multipart.py), its closing delimiter held back until the form is checked;
 - a raw (non-multipart) body on a variable's `…/data`: wrapped into the engine's form;
+- JSON with files, on a JSON door (routes.JSON_DOORS): its File and Bytes values found and
+  decoded as the engine decodes them (jsonvalues.py), each chunk released only once what
+  it holds has been checked, so the body's end waits for every value's verdict;
 - anything else: passed as it is, only counted.
 
 Each inspected kind (inspection.py) holds the body's last bytes until every check has
@@ -16,21 +19,30 @@ A check that fails inside the body stream records why on the Transfer and raises
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import digest, errors, inspection, multipart, routes
+from gateway import digest, errors, inspection, jsonvalues, multipart, routes
 from gateway.config import Config
 from gateway.state import CONFIG, METRICS
-from gateway.transfer import CHUNK_BYTES, Transfer, without_parameters
+from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, without_parameters
 
 Chunks = AsyncIterator[bytes | memoryview]
 
 # Query parameters the gateway reads and the engine never sees.
 RAW_UPLOAD_PARAMETERS = frozenset({"filename", "valueType"})
+# java.util.Base64.Decoder's messages (JDK 17), as Operaton passes them on.
+_JAVA_BASE64_ERRORS = (
+    "Illegal base64 character",
+    "Input byte array has",
+    "Input byte[] should at least have 2 bytes",
+    "Last unit does not have enough valid bits",
+)
 
 
 class UploadRejected(Exception):
@@ -45,6 +57,29 @@ class Body:
     data: Chunks | None
     path_qs: str
     inspected: inspection.Upload | None = None
+    scanned: jsonvalues.ValueScanner | None = None  # a JSON door's, once it has been read
+
+    async def engine_refusal(self, upstream: aiohttp.ClientResponse) -> errors.GatewayError | None:
+        """The engine's opaque refusal of this upload, said clearly: Operaton answers 500
+        IllegalArgumentException for a File value java.util.Base64 refuses (Camunda 7
+        stores it), so that answer becomes a 400 naming the value. The answer is read only
+        when it is small and declared, so download.py can still send it as it is."""
+        explained = self.scanned.strict_file_error if self.scanned is not None else None
+        length = upstream.content_length
+        if explained is None or upstream.status != 500 or length is None:
+            return None
+        if length > SMALL_BODY_BYTES:
+            return None
+        try:
+            answer = json.loads(await upstream.read())
+        except (ValueError, aiohttp.ClientError):
+            return None
+        if not isinstance(answer, dict) or answer.get("type") != "IllegalArgumentException":
+            return None
+        message = answer.get("message")
+        if isinstance(message, str) and message.startswith(_JAVA_BASE64_ERRORS):
+            return errors.bad_request(explained)
+        return None
 
     def answer_headers(self, status: int) -> dict[str, str]:
         """Headers the engine's answer gets for this upload."""
@@ -107,11 +142,34 @@ def _form_or_raw(
     return None
 
 
+def _json(
+    request: web.Request,
+    transfer: Transfer,
+    outgoing: CIMultiDict[str],
+    incoming: AsyncIterator[bytes],
+    path_qs: str,
+) -> Body | None:
+    """A JSON door's body, when it has typed values and the engine reads it as JSON."""
+    route = transfer.route
+    if not (request.body_exists and route.places_up):
+        return None
+    if not jsonvalues.read_as_json(request.headers.get("Content-Type")):
+        return None
+    config = request.app[CONFIG]
+    scanner = jsonvalues.ValueScanner(
+        route.places_up, config.json_string_limit_chars, root_variable=route.variable_name
+    )
+    values = inspection.JsonValues(
+        config, request.app[METRICS], direction="upload", route=route.label, scan=True
+    )
+    return Body(_json_body(incoming, scanner, values, transfer), path_qs, scanned=scanner)
+
+
 Kind = Callable[
     [web.Request, Transfer, CIMultiDict[str], AsyncIterator[bytes], str],
     Body | errors.GatewayError | None,
 ]
-_KINDS: dict[routes.Kind, Kind] = {routes.Kind.UPLOAD: _form_or_raw}
+_KINDS: dict[routes.Kind, Kind] = {routes.Kind.UPLOAD: _form_or_raw, routes.Kind.JSON: _json}
 
 
 async def _counted_body(
@@ -209,6 +267,52 @@ async def _validated_body(
         raise UploadRejected from rejected
     finally:
         _inspection_done(inspected, transfer)
+
+
+async def _json_body(
+    body: AsyncIterator[bytes],
+    scanner: jsonvalues.ValueScanner,
+    values: inspection.JsonValues,
+    transfer: Transfer,
+) -> Chunks:
+    """The body unchanged; each chunk goes on once the values it ends have been checked
+    (their base64, their length, clamd's verdict), so the engine never has the end of a
+    body with a refused value in it. What follows the root value is passed: the engine's
+    parser never reads it. Nor is a body the scanner cannot read as JSON refused here: the
+    engine's parser cannot read it either (the scanner reads every body json.loads reads,
+    fuzzed), so nothing of it can be stored, and the engine's own answer (401, 400 with
+    Jackson's words) passes as for any other call."""
+    reading = True
+    try:
+        async for chunk in body:
+            if reading and not scanner.done:
+                reading = await _read(scanner.feed, chunk, values)
+            yield chunk
+        if reading:
+            await _read(lambda _: scanner.finish(), b"", values)
+    except jsonvalues.InvalidValue as error:
+        transfer.rejection = errors.bad_request(str(error))
+        raise UploadRejected from error
+    except inspection.Rejected as rejected:
+        transfer.rejection = rejected.error
+        raise UploadRejected from rejected
+    finally:
+        values.close()
+        transfer.scan = values.scan_result
+        transfer.json_files, transfer.json_file_bytes = values.files, values.file_bytes
+
+
+async def _read(
+    read: Callable[[bytes], list[jsonvalues.Event]], chunk: bytes, values: inspection.JsonValues
+) -> bool:
+    """The chunk's values checked; False once the body is not JSON (nothing more to read)."""
+    try:
+        events = read(chunk)
+    except jsonvalues.NotJson:
+        return False
+    for event in events:
+        await values.event(event)
+    return True
 
 
 def _upload_inspection(

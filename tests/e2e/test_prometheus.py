@@ -5,6 +5,7 @@ passes promtool, and the shipped alert rules load, check and pass their unit tes
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -103,6 +104,11 @@ async def _traffic(gateway: str, engine: str) -> AsyncIterator[None]:
                 assert response.status == 204
             async with client.get(url) as response:
                 assert len(await response.read()) == SIZE
+            # A file in JSON: counted as such, and scanned.
+            value = {"type": "Bytes", "value": base64.b64encode(bytes(SIZE // 10)).decode()}
+            json_url = f"{gateway}/engine-rest/task/{task_id}/variables/json"
+            async with client.put(json_url, json=value) as response:
+                assert response.status == 204
             # A claimed digest that does not match: refused, counted as a mismatch.
             wrong = {"Repr-Digest": "sha-256=:" + "A" * 43 + "=:", "Content-Type": "text/plain"}
             async with client.put(url, data=b"x", headers=wrong) as response:
@@ -134,7 +140,7 @@ async def test_every_dashboard_query_returns_data(
                     del waiting[name]
             assert time.monotonic() < deadline, f"no data for: {sorted(waiting)}"
             await asyncio.sleep(0.5)  # polling interval, not synchronisation
-    assert len(queries) >= 15
+    assert len(queries) >= 17
     [ready] = _query(prometheus_process, 'min(engine_gateway_upstream_ready{job="engine-gateway"})')
     assert ready["value"][1] == "1"
 

@@ -28,6 +28,7 @@ class StubState:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str = ""
     received_bytes: int = 0
+    received_sha256: str = ""  # of the last body the sink took
     sent_bytes: int = 0  # of the current /stream response, as written to the socket
     request_headers: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
@@ -173,15 +174,18 @@ async def sink(request: web.Request) -> web.Response:
     whether it came whole."""
     state = _state(request)
     received = 0
+    digest = hashlib.sha256()
     try:
         async for chunk in request.content.iter_any():
             received += len(chunk)
+            digest.update(chunk)
         state.outcome = "complete"
     except BaseException:
         state.outcome = "cancelled"
         raise
     finally:
         state.received_bytes = received
+        state.received_sha256 = digest.hexdigest()
         state.ended.set()
     return web.Response(status=204, headers={"X-Received-Bytes": str(received)})
 
@@ -200,6 +204,8 @@ def build(state: StubState) -> web.Application:
     # The engine's binary paths, for benchmarks that need a fast upstream.
     app.router.add_get("/engine-rest/process-instance/{id}/variables/{name}/data", file_or_stream)
     app.router.add_post("/engine-rest/task/{id}/variables/{name}/data", sink)
+    # A JSON door (an external task's completion), for the JSON faults and benchmarks.
+    app.router.add_post("/engine-rest/external-task/{id}/complete", sink)
     return app
 
 

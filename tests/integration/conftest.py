@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import aiohttp
 import pytest
 
@@ -26,3 +28,28 @@ async def previous(
     status, text = await engine_api.post_form(client, url, form)
     assert status == 204, text
     return instance
+
+
+@pytest.fixture(scope="module")
+def clamd_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.Clamd]:
+    with processes.clamd(tmp_path_factory.mktemp("clamd")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def scanning_gateway(
+    engine_process: processes.Running,
+    clamd_process: processes.Clamd,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[processes.Gateway]:
+    """The gateway scanning uploads and downloads with clamd over TCP, failing closed (the
+    default)."""
+    with processes.gateway(
+        tmp_path_factory.mktemp("gateway"),
+        engine_process.base_url,
+        "--clamd",
+        clamd_process.tcp_url,
+        "--clamd-scan-downloads",
+        "on",
+    ) as started:
+        yield started

@@ -158,15 +158,30 @@ def variable_form(
     )
 
 
-def deploy_form(bpmn: Path = BPMN) -> Form:
+def deploy_form(*resources: Path) -> Form:
+    """A deployment of `resources` (the test process if none), each in a part of its own
+    name: the engine keeps only the last of parts with the same name."""
     boundary = "----gatewaydeploy" + uuid.uuid4().hex
-    content = bpmn.read_bytes()
     name_head = part_head(boundary, True, 'form-data; name="deployment-name"', "text/plain")
-    file_head = part_head(
-        boundary, False, f'form-data; name="data"; filename="{bpmn.name}"', "application/xml"
-    )
     name = b"gateway-test"
-    return Form(boundary, ((name_head, name, len(name)), (file_head, content, len(content))))
+    parts: list[tuple[bytes, Iterator[bytes] | bytes, int]] = [(name_head, name, len(name))]
+    for index, resource in enumerate(resources or (BPMN,)):
+        content = resource.read_bytes()
+        field = "data" if index == 0 else f"data{index}"
+        disposition = f'form-data; name="{field}"; filename="{resource.name}"'
+        parts.append(
+            (part_head(boundary, False, disposition, "application/xml"), content, len(content))
+        )
+    return Form(boundary, tuple(parts))
+
+
+def get_bytes(url: str) -> bytes:
+    """A GET's body, with the engine's admin credentials."""
+    request = urllib.request.Request(url)  # noqa: S310 - loopback test engine
+    request.add_header("Authorization", AUTHORIZATION)
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        body: bytes = response.read()
+    return body
 
 
 def deploy(base_url: str) -> dict[str, object]:

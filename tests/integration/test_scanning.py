@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +21,8 @@ from tests.faults.polling import poll_until
 from tests.integration import engine_api
 from tests.processes import EICAR
 
+FAILED_CLOSED_LABELS = '{direction="upload",door="multipart",outcome="failed_closed"}'
 SIGNATURES = ("EngineGateway.Test.EICAR-Body", "EngineGateway.Test.EICAR-File")
-
-
-@pytest.fixture(scope="module")
-def clamd_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.Clamd]:
-    with processes.clamd(tmp_path_factory.mktemp("clamd")) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def scanning_gateway(
-    engine_process: processes.Running,
-    clamd_process: processes.Clamd,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[processes.Gateway]:
-    """The gateway scanning uploads and downloads with clamd over TCP, failing closed (the
-    default)."""
-    with processes.gateway(
-        tmp_path_factory.mktemp("gateway"),
-        engine_process.base_url,
-        "--clamd",
-        clamd_process.tcp_url,
-        "--clamd-scan-downloads",
-        "on",
-    ) as started:
-        yield started
 
 
 def _form(content: bytes, filename: str = "scan.pdf") -> engine_api.Form:
@@ -133,7 +108,7 @@ async def test_a_refused_upload_is_logged_and_counted_with_its_signature_not_its
 ) -> None:
     _, task_id = previous
     admin = scanning_gateway.admin_url
-    series = 'engine_gateway_scans_total{direction="upload",outcome="found"}'
+    series = 'engine_gateway_scans_total{direction="upload",door="multipart",outcome="found"}'
     before = await metric_sum(client, admin, series)
     status, _, _ = await _upload(client, scanning_gateway.base_url, task_id, EICAR, "multipart")
     assert status == 422
@@ -170,7 +145,7 @@ async def test_a_clean_100_mb_upload_is_scanned_and_stored_byte_identical_with_i
         filename="scan.bin",
     )
     admin = scanning_gateway.admin_url
-    clean = 'engine_gateway_scans_total{direction="upload",outcome="clean"}'
+    clean = 'engine_gateway_scans_total{direction="upload",door="multipart",outcome="clean"}'
     scanned = 'engine_gateway_scanned_bytes_total{direction="upload"}'
     clean_before = await metric_sum(client, admin, clean)
     scanned_before = await metric_sum(client, admin, scanned)
@@ -273,7 +248,7 @@ async def test_with_clamd_stopped_failing_closed_refuses_with_503_and_stores_not
         assert status == 503
         assert error["type"] == "ScanUnavailableException"
         assert "unreachable" in error["message"]
-        failed = 'engine_gateway_scans_total{direction="upload",outcome="failed_closed"}'
+        failed = "engine_gateway_scans_total" + FAILED_CLOSED_LABELS
         assert await metric_sum(client, gateway.admin_url, failed) == 1
     stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
     assert stored == engine_api.PREVIOUS
@@ -297,7 +272,7 @@ async def test_with_clamd_stopped_failing_open_stores_the_upload_and_counts_it(
     ) as gateway:
         status, _, _ = await _upload(client, gateway.base_url, task_id, b"unscanned", "raw")
         assert status == 204
-        failed = 'engine_gateway_scans_total{direction="upload",outcome="failed_open"}'
+        failed = 'engine_gateway_scans_total{direction="upload",door="raw",outcome="failed_open"}'
         assert await metric_sum(client, gateway.admin_url, failed) == 1
     stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
     assert stored == b"unscanned"
@@ -431,7 +406,7 @@ async def test_a_clean_download_is_scanned_and_arrives_whole(
     content = random.Random(8).randbytes(6 << 20)
     status, _, _ = await _upload(client, engine_process.base_url, task_id, content, "multipart")
     assert status == 204
-    clean = 'engine_gateway_scans_total{direction="download",outcome="clean"}'
+    clean = 'engine_gateway_scans_total{direction="download",door="data",outcome="clean"}'
     before = await metric_sum(client, scanning_gateway.admin_url, clean)
     async with await _download(client, scanning_gateway.base_url, instance_id) as response:
         assert response.status == 200

@@ -28,6 +28,7 @@ def test_flags_set_every_field() -> None:
             "--upstream-connections", "8",
             "--default-disposition", "inline",
             "--bytes-filename", "none",
+            "--json-string-limit-chars", "5000000",
             "--log-level", "debug",
         ],
         {},
@@ -44,6 +45,7 @@ def test_flags_set_every_field() -> None:
         upstream_connections=8,
         default_disposition="inline",
         bytes_filename="none",
+        json_string_limit_chars=5_000_000,
         log_level="debug",
     )
 
@@ -74,6 +76,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_CLAMD_FAILURE",
         "ENGINE_GATEWAY_CLAMD_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_CLAMD_SCAN_DOWNLOADS",
+        "ENGINE_GATEWAY_JSON_STRING_LIMIT_CHARS",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -106,6 +109,7 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         (["--clamd-failure", "ajar"], {}),
         (["--clamd-scan-downloads", "on"], {}),
         (["--clamd", "unix:///run/clamd.ctl", "--clamd-timeout-seconds", "0"], {}),
+        (["--json-string-limit-chars", "-1"], {}),
     ],
 )
 def test_invalid_values_exit_with_a_usage_error(

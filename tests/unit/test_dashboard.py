@@ -84,6 +84,8 @@ def test_the_dashboard_covers_what_operators_asked_for() -> None:
         "engine_gateway_scan_duration_seconds_bucket",
         "engine_gateway_scanned_bytes_total",
         "engine_gateway_digest_mismatches_total",
+        "engine_gateway_json_files_total",
+        "engine_gateway_json_file_bytes_total",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
     ):

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.jsonvalues import parse_place
 from gateway.routes import (
+    JSON_DOORS,
     Kind,
     ResourceLookup,
     RouteMatch,
@@ -105,8 +107,11 @@ def test_put_to_variable_data_is_a_raw_upload() -> None:
     [
         ("POST", "/engine-rest/variable-instance/v1/data"),  # read-only resource
         ("GET", "/engine-rest/deployment/create"),
-        ("GET", "/engine-rest/task/t1/variables/v"),
+        ("DELETE", "/engine-rest/task/t1/variables/v"),
         ("DELETE", "/engine-rest/task/t1/variables/v/data"),
+        ("POST", "/engine-rest/process-definition/key/k/restart"),  # variables never applied
+        ("POST", "/engine-rest/modification/execute"),
+        ("GET", "/engine-rest/process-instance"),
         ("PUT", "/engine-rest/deployment/create"),
         ("GET", "/engine-rest/engine"),
         ("GET", "/other/task/t1/variables/v/data"),
@@ -144,3 +149,89 @@ def test_paths_leaving_the_api_root_are_recognised(path: str) -> None:
 )
 def test_paths_inside_the_api_root_are_allowed(path: str) -> None:
     assert not escapes_api_root(path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "label", "up", "down"),
+    [
+        ("PUT", "/engine-rest/process-instance/p1/variables/doc", "json_variables", ["."], []),
+        ("POST", "/engine-rest/task/t1/localVariables", "json_variables", ["modifications.*"], []),
+        ("GET", "/engine-rest/case-execution/c1/variables", "json_variables", [], ["*"]),
+        ("HEAD", "/engine-rest/execution/e1/localVariables/v", "json_variables", [], ["."]),
+        (
+            "POST",
+            "/engine-rest/engine/tenants/process-definition/key/k/tenant-id/t/start",
+            "json_process_definition",
+            ["variables.*", "startInstructions[].variables.*"],
+            ["variables.*"],
+        ),
+        (
+            "POST",
+            "/engine-rest/process-definition/d1/submit-form",
+            "json_process_definition",
+            ["variables.*"],
+            [],
+        ),
+        (
+            "POST",
+            "/engine-rest/external-task/x1/complete",
+            "json_external_task",
+            ["variables.*", "localVariables.*"],
+            [],
+        ),
+        (
+            "POST",
+            "/engine-rest/external-task/fetchAndLock",
+            "json_external_task",
+            [],
+            ["[].variables.*"],
+        ),
+        ("POST", "/engine-rest/task/t1/complete", "json_task", ["variables.*"], ["*"]),
+        (
+            "POST",
+            "/engine-rest/message",
+            "json_message",
+            [
+                "correlationKeys.*",
+                "localCorrelationKeys.*",
+                "processVariables.*",
+                "processVariablesLocal.*",
+                "processVariablesToTriggeredScope.*",
+            ],
+            ["[].variables.*"],
+        ),
+        ("POST", "/engine-rest/case-execution/c1/manual-start", "json_case", ["variables.*"], []),
+        (
+            "POST",
+            "/engine-rest/migration/execute",
+            "json_migration",
+            ["migrationPlan.variables.*"],
+            [],
+        ),
+        (
+            "GET",
+            "/engine-rest/history/decision-instance",
+            "json_decision",
+            [],
+            ["[].inputs[]", "[].outputs[]"],
+        ),
+    ],
+)
+def test_json_doors_are_recognised_with_where_their_variables_are(
+    method: str, path: str, label: str, up: list[str], down: list[str]
+) -> None:
+    match = classify(method, path)
+    assert (match.label, match.kind) == (label, Kind.JSON)
+    assert match.places_up == tuple(parse_place(place) for place in up)
+    assert match.places_down == tuple(parse_place(place) for place in down)
+
+
+def test_a_json_door_for_one_variable_knows_its_name_decoded_once() -> None:
+    match = classify("PUT", "/engine-rest/task/t1/variables/n%C3%A4me%2Fx")
+    assert match.variable_name == "näme/x"
+
+
+def test_every_json_door_has_a_bounded_label_and_a_place_somewhere() -> None:
+    assert len({door.label for door in JSON_DOORS}) <= 12
+    assert all(door.up or door.down for door in JSON_DOORS)
+    assert len({(door.method, door.path) for door in JSON_DOORS}) == len(JSON_DOORS)
