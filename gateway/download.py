@@ -25,7 +25,17 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import digest, disposition, errors, headers, inspection, jsonvalues, metadata, splice
+from gateway import (
+    digest,
+    disposition,
+    errors,
+    headers,
+    inspection,
+    jsonvalues,
+    metadata,
+    routes,
+    splice,
+)
 from gateway.config import Config
 from gateway.state import CONFIG, METADATA_CLIENT, METRICS
 from gateway.transfer import (
@@ -70,7 +80,7 @@ async def named(
         found = await metadata.lookup(
             request.app[METADATA_CLIENT],
             config.upstream_origin,
-            transfer.path,
+            routes.servlet_path(transfer.path),
             transfer.route,
             metadata.credentials(request.headers),
         )

@@ -72,7 +72,7 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     downloads = transfer.route.kind is routes.Kind.DOWNLOAD
 
     # 1. Match: only /engine-rest, and only paths the engine would see as written.
-    if routes.resource_path(transfer.path) is None:
+    if routes.resource_path(routes.servlet_path(transfer.path)) is None:
         return refuse(transfer, errors.not_found(transfer.path), "rejected")
     if routes.escapes_api_root(transfer.path):
         error = errors.bad_request(f"Dot segments are not allowed in paths: {transfer.path!r}")

@@ -9,7 +9,9 @@ Everything under /engine-rest is proxied; these tables only say which requests c
   answer. The list is the engine's own (engine-rest's DTOs that hold VariableValueDto maps
   and the resources that take them, Operaton 1.0.3; README "Files in JSON").
 Paths are matched in their raw (percent-encoded) form, after /engine-rest and an optional
-/engine/{name}, so a variable name is decoded exactly once, as the engine does.
+/engine/{name}, so a variable name is decoded exactly once, as the engine does, and without
+their path (matrix) parameters: `…/data;x=1` is `…/data` to Tomcat and Jersey (measured: a
+file posted there is stored), so it must be to the route table too.
 """
 
 from __future__ import annotations
@@ -303,6 +305,14 @@ PASSTHROUGH = RouteMatch("passthrough", Kind.PASSTHROUGH)
 _NAMED_ENGINE = re.compile(r"^/engine/[^/]+(?=/)")
 
 
+def servlet_path(raw_path: str) -> str:
+    """The path as the engine routes it: each segment's path parameters (from `;` to its
+    end) removed, as Tomcat and Jersey remove them. A literal `;` only: `%3B` is data."""
+    if ";" not in raw_path:
+        return raw_path
+    return "/".join(segment.split(";", 1)[0] for segment in raw_path.split("/"))
+
+
 def resource_path(raw_path: str) -> str | None:
     """The path below /engine-rest (and below /engine/{name}), or None if outside the API."""
     if raw_path == API_ROOT:
@@ -322,7 +332,7 @@ def api_prefix(raw_path: str) -> str:
 
 
 def classify(method: str, raw_path: str) -> RouteMatch:
-    below = resource_path(raw_path)
+    below = resource_path(servlet_path(raw_path))
     if below is None:
         return PASSTHROUGH
     for route in BINARY_ROUTES:
@@ -362,6 +372,7 @@ def classify(method: str, raw_path: str) -> RouteMatch:
 def escapes_api_root(raw_path: str) -> bool:
     """True when the path, once the engine's servlet container decodes and normalises it,
     could point outside /engine-rest (dot segments, literal or percent-encoded)."""
-    decoded = re.sub("%2[eE]", ".", raw_path)
+    path = servlet_path(raw_path)  # `..;x` is `..` once its parameters are gone
+    decoded = re.sub("%2[eE]", ".", path)
     segments = re.split(r"/|%2[fF]|\\|%5[cC]", decoded)
-    return resource_path(raw_path) is None or any(s in (".", "..") for s in segments)
+    return resource_path(path) is None or any(s in (".", "..") for s in segments)

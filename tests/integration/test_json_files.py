@@ -481,3 +481,18 @@ async def test_a_value_read_two_ways_before_its_type_cannot_be_vouched_for_and_f
     assert error["type"] == "ScanUnavailableException"
     assert "reads two ways" in error["message"]
     assert json_doors.stored(engine_process.base_url, name) == []
+
+
+@pytest.mark.usefixtures("json_deployment")
+async def test_path_parameters_do_not_let_a_file_in_json_around_the_scanner(
+    client: aiohttp.ClientSession,
+    scanning_gateway: processes.Gateway,
+    engine_process: processes.Running,
+) -> None:
+    engine, name = engine_process.base_url, _name()
+    task_id = json_doors.task_of(engine, json_doors.start(engine, "gatewayJsonTask"))
+    body = json.dumps({"variables": {name: _value("File", EICAR)}}).encode()
+    path = f"/task;x/{task_id}/complete;y=1"
+    status, error = await _send(client, scanning_gateway.base_url, "POST", path, body)
+    assert status == 422, error
+    assert json_doors.stored(engine, name) == []

@@ -412,3 +412,29 @@ async def test_a_clean_download_is_scanned_and_arrives_whole(
         assert response.status == 200
         assert await response.read() == content
     assert await metric_sum(client, scanning_gateway.admin_url, clean) == before + 1
+
+
+@pytest.mark.parametrize(
+    "decorated",
+    [
+        "/engine-rest/task/{task}/variables/doc/data;x=1",
+        "/engine-rest/task;x/{task}/variables/doc;y/data",
+    ],
+)
+async def test_path_parameters_do_not_let_an_upload_around_the_scanner(
+    decorated: str,
+    client: aiohttp.ClientSession,
+    scanning_gateway: processes.Gateway,
+    engine_process: processes.Running,
+    previous: tuple[str, str],
+) -> None:
+    """The engine drops `;…` from each path segment and stores a file posted there."""
+    instance_id, task_id = previous
+    form = _form(EICAR)
+    url = scanning_gateway.base_url + decorated.format(task=task_id)
+    async with client.post(
+        url, data=form.small_body(), headers={"Content-Type": form.content_type}
+    ) as r:
+        assert r.status == 422, await r.text()
+    stored = await engine_api.stored_value(client, engine_process.base_url, instance_id)
+    assert stored == engine_api.PREVIOUS
