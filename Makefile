@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -84,6 +84,15 @@ integration: $(VENV)/.installed $(JAR) clamd-tools $(if $(filter postgres,$(DB))
 
 e2e: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e
+
+# Cockpit, Tasklist and Admin in headless Chromium, through the gateway and direct
+# (tests/e2e/test_webapps_in_chromium.py); CI runs it against each engine.
+webapps-browser: $(VENV)/.installed $(JAR) e2e-tools
+	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e/test_webapps_in_chromium.py
+
+# docs/cockpit.png: Cockpit served through the gateway, as the Chromium test sees it.
+screenshots: $(VENV)/.installed $(JAR) e2e-tools
+	ENGINE=$(ENGINE) SCREENSHOT_DIR=docs $(PY) -m pytest -q tests/e2e/test_webapps_in_chromium.py -k screenshot
 
 deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy

@@ -17,6 +17,7 @@ from gateway.config import (
     CLAMD_FAILURES,
     EVENT_LOOPS,
     LOG_LEVELS,
+    OTHER_PATHS,
     SWITCHES,
     Config,
     ConfigError,
@@ -173,6 +174,20 @@ OPTIONS = (
         "value in a JSON body longer than this (in base64 characters) is refused with 400 "
         "before the engine has the whole body, pointing to the multipart …/data endpoint; "
         "set it to what the engine allows; 0: no limit",
+    ),
+    Option(
+        "webapp_path",
+        str,
+        "the webapps' paths (the engine's webapp.application-path), comma-separated: below "
+        "each, Cockpit's, Tasklist's and Admin's engine API (/api/engine/engine/{name}/…) "
+        "gets the same treatment as /engine-rest; empty: none",
+    ),
+    Option(
+        "other_paths",
+        str,
+        "pass: every other path goes to the engine unchanged (the webapps' pages, their "
+        "admin and plugin APIs); refuse: 404 for paths outside every API root",
+        choices=OTHER_PATHS,
     ),
     Option("log_level", str, "log level", choices=LOG_LEVELS),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -9,12 +10,14 @@ from yarl import URL
 
 from gateway.clamd import Address, parse_address
 from gateway.disposition import DISPOSITION_TYPES
+from gateway.routes import ApiRoots
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BYTES_FILENAMES = ("var", "none")
 SWITCHES = ("on", "off")
 EVENT_LOOPS = ("asyncio", "uvloop")
 CLAMD_FAILURES = ("closed", "open")
+OTHER_PATHS = ("pass", "refuse")
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,12 @@ class Config:
     # The engine's limit for one JSON string (Jackson's maxStringLength): a File or Bytes
     # value in JSON longer than this is refused early. 0: no limit.
     json_string_limit_chars: int = 20_000_000
+    # The webapps' paths (webapp.application-path), comma-separated: below each, their
+    # engine API (/api/engine/engine/{name}) gets the route table as /engine-rest does.
+    webapp_path: str = "/operaton,/camunda"
+    # pass: every path goes to the engine (the gateway is its front door); refuse: paths
+    # outside every API root get 404, as a gateway for the REST API alone.
+    other_paths: str = "pass"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -120,12 +129,27 @@ class Config:
                 raise ConfigError(str(error)) from None
         elif self.clamd_scan_downloads == "on":
             raise ConfigError("clamd_scan_downloads needs clamd")
+        for webapp in self.webapp_roots:
+            if not webapp.startswith("/") or webapp.endswith("/") or "//" in webapp:
+                raise ConfigError(
+                    f"webapp_path must be paths like /operaton, comma-separated, got {webapp!r}"
+                )
+        if self.other_paths not in OTHER_PATHS:
+            raise ConfigError(f"other_paths must be one of {', '.join(OTHER_PATHS)}")
         if self.clamd_failure not in CLAMD_FAILURES:
             raise ConfigError(f"clamd_failure must be one of {', '.join(CLAMD_FAILURES)}")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+
+    @property
+    def webapp_roots(self) -> tuple[str, ...]:
+        return tuple(path.strip() for path in self.webapp_path.split(",") if path.strip())
+
+    @functools.cached_property
+    def api_roots(self) -> ApiRoots:
+        return ApiRoots(self.webapp_roots)
 
     @property
     def upstream_origin(self) -> URL:

@@ -38,7 +38,9 @@ def upstream_invalid(parser_message: str) -> GatewayError:
 
 def not_found(path: str) -> GatewayError:
     return GatewayError(
-        404, "NotFoundException", f"The gateway serves only /engine-rest, not {path!r}"
+        404,
+        "NotFoundException",
+        f"The gateway serves only the engine's API (--other-paths refuse), not {path!r}",
     )
 
 

@@ -93,7 +93,7 @@ async def _scoped(
 ) -> Metadata | None:
     if route.scope_id is None or route.variable_name is None:
         return None
-    api = URL(str(origin) + routes.api_prefix(raw_path), encoded=True)
+    api = URL(str(origin) + route.root, encoded=True)
     scope_id = unquote(route.scope_id)
     rows = await _variable_instances(
         client, api, caller, route.variable_name, lookup.scope_filter, scope_id

@@ -30,7 +30,7 @@ from gateway.transfer import CLIENT_CLOSED_REQUEST, Transfer, refuse
 
 async def handle(request: web.Request) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
-    route = routes.classify(request.method, raw_path)
+    route = routes.classify(request.method, raw_path, request.app[CONFIG].api_roots)
     counted = request.app[METRICS]
     transfer = Transfer(
         request.method,
@@ -71,12 +71,12 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     config = request.app[CONFIG]
     downloads = transfer.route.kind is routes.Kind.DOWNLOAD
 
-    # 1. Match: only /engine-rest, and only paths the engine would see as written.
-    if routes.resource_path(routes.servlet_path(transfer.path)) is None:
+    # 1. Match: which API root and route (classify); only paths the engine would see as
+    #    written; outside every root, what --other-paths says.
+    if config.other_paths == "refuse" and not transfer.route.root:
         return refuse(transfer, errors.not_found(transfer.path), "rejected")
-    if routes.escapes_api_root(transfer.path):
-        error = errors.bad_request(f"Dot segments are not allowed in paths: {transfer.path!r}")
-        return refuse(transfer, error, "rejected")
+    if (unroutable := routes.unroutable(transfer.path)) is not None:
+        return refuse(transfer, errors.bad_request(unroutable), "rejected")
 
     # 2. The engine's request: same method, raw path and query; end-to-end headers.
     path_qs, requested = request.rel_url.raw_path_qs, None

@@ -1,6 +1,9 @@
 """The engine's endpoints that move files, as tables: path pattern → what kind of transfer.
 
-Everything under /engine-rest is proxied; these tables only say which requests carry files:
+Every path is proxied; these tables only say which requests carry files, below each of the
+engine's API roots (`ApiRoots`): /engine-rest, also as /engine-rest/engine/{name}, and
+each webapp's /{app}/api/engine/engine/{name}, where Cockpit, Tasklist and Admin reach the
+same JAX-RS resources:
 - BINARY_ROUTES: binary bodies, so the proxy can treat them as streams, validate uploads,
   and name downloads. For each download it also says how to learn the file's metadata
   (name, type) from the engine without transferring the content again (metadata.py);
@@ -8,14 +11,15 @@ Everything under /engine-rest is proxied; these tables only say which requests c
   where in the body the engine reads them (jsonvalues.py), in the request and in the
   answer. The list is the engine's own (engine-rest's DTOs that hold VariableValueDto maps
   and the resources that take them, Operaton 1.0.3; README "Files in JSON").
-Paths are matched in their raw (percent-encoded) form, after /engine-rest and an optional
-/engine/{name}, so a variable name is decoded exactly once, as the engine does, and without
+Paths are matched in their raw (percent-encoded) form, below their API root, so a variable
+name is decoded exactly once, as the engine does, and without
 their path (matrix) parameters: `…/data;x=1` is `…/data` to Tomcat and Jersey (measured: a
 file posted there is stored), so it must be to the route table too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from dataclasses import dataclass
@@ -66,6 +70,32 @@ class BinaryRoute:
 
 
 @dataclass(frozen=True)
+class ApiRoots:
+    """Where the engine's REST API is served: /engine-rest (and /engine-rest/engine/{name}),
+    and below each webapp path (`webapp.application-path`: /operaton, /camunda) the
+    webapps' /api/engine/engine/{name}, which has no unnamed form."""
+
+    webapps: tuple[str, ...] = ()
+
+    def split(self, path: str) -> tuple[str, str] | None:
+        """(the API root as in `path`, the resource path below it), or None outside."""
+        if path == API_ROOT or path.startswith(API_ROOT + "/"):
+            below = _NAMED_ENGINE.sub("", path[len(API_ROOT) :], count=1)
+            return path[: len(path) - len(below)], below
+        for webapp in self.webapps:
+            head = webapp + WEBAPP_API
+            if path.startswith(head):
+                name, slash, rest = path[len(head) :].partition("/")
+                if name:
+                    return path[: len(head) + len(name)], slash + rest
+        return None
+
+
+REST_ONLY = ApiRoots()
+WEBAPP_API = "/api/engine/engine/"
+
+
+@dataclass(frozen=True)
 class RouteMatch:
     label: str
     kind: Kind
@@ -74,6 +104,7 @@ class RouteMatch:
     variable_name: str | None = None  # decoded once, as the engine decodes it
     places_up: tuple[Place, ...] = ()  # where the request's typed values are
     places_down: tuple[Place, ...] = ()  # where the answer's typed values are
+    root: str = ""  # the API root the path is below (raw), "" outside every root
 
 
 _SEGMENT = r"[^/]+"
@@ -313,28 +344,16 @@ def servlet_path(raw_path: str) -> str:
     return "/".join(segment.split(";", 1)[0] for segment in raw_path.split("/"))
 
 
-def resource_path(raw_path: str) -> str | None:
-    """The path below /engine-rest (and below /engine/{name}), or None if outside the API."""
-    if raw_path == API_ROOT:
-        return ""
-    if not raw_path.startswith(API_ROOT + "/"):
-        return None
-    below = raw_path[len(API_ROOT) :]
-    return _NAMED_ENGINE.sub("", below, count=1)
-
-
-def api_prefix(raw_path: str) -> str:
-    """`/engine-rest`, or `/engine-rest/engine/{name}` for a named engine."""
-    below = resource_path(raw_path)
-    if below is None:
-        raise ValueError(f"not an engine path: {raw_path!r}")
-    return raw_path[: len(raw_path) - len(below)]
-
-
-def classify(method: str, raw_path: str) -> RouteMatch:
-    below = resource_path(servlet_path(raw_path))
-    if below is None:
+def classify(method: str, raw_path: str, roots: ApiRoots = REST_ONLY) -> RouteMatch:
+    """What the request at `raw_path` moves; PASSTHROUGH for paths outside every root."""
+    found_root = roots.split(servlet_path(raw_path))
+    if found_root is None:
         return PASSTHROUGH
+    root, below = found_root
+    return dataclasses.replace(_match(method, below), root=root)
+
+
+def _match(method: str, below: str) -> RouteMatch:
     for route in BINARY_ROUTES:
         match = route.pattern.match(below)
         if match is None:
@@ -369,10 +388,19 @@ def classify(method: str, raw_path: str) -> RouteMatch:
     return PASSTHROUGH
 
 
-def escapes_api_root(raw_path: str) -> bool:
-    """True when the path, once the engine's servlet container decodes and normalises it,
-    could point outside /engine-rest (dot segments, literal or percent-encoded)."""
+def unroutable(raw_path: str) -> str | None:
+    """Why the engine's servlet container would not route `raw_path` as written, or None:
+    a dot segment, literal or percent-encoded (once decoded and normalised it could be
+    another path than the one classified here; browsers resolve them before they send), or
+    a percent sign that is no escape, or an encoded NUL (Tomcat answers 400 to both)."""
     path = servlet_path(raw_path)  # `..;x` is `..` once its parameters are gone
     decoded = re.sub("%2[eE]", ".", path)
     segments = re.split(r"/|%2[fF]|\\|%5[cC]", decoded)
-    return resource_path(path) is None or any(s in (".", "..") for s in segments)
+    if any(segment in (".", "..") for segment in segments):
+        return f"Dot segments are not allowed in paths: {raw_path!r}"
+    if _BAD_ESCAPE.search(raw_path):
+        return f"The path has an invalid percent-encoding or an encoded NUL: {raw_path!r}"
+    return None
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%00")

@@ -117,6 +117,8 @@ wait_for "http://127.0.0.1:$ADMIN_PORT/readyz" "gateway" "$gateway_pid"
 cat <<INFO
 
   engine-gateway is up.
+    Cockpit (through it):      http://127.0.0.1:$GATEWAY_PORT/$ENGINE/app/cockpit/default/
+    Tasklist, Admin:           http://127.0.0.1:$GATEWAY_PORT/$ENGINE/app/tasklist/default/  …/admin/default/
     API (through the gateway): http://127.0.0.1:$GATEWAY_PORT/engine-rest
     admin:                     http://127.0.0.1:$ADMIN_PORT/livez  /readyz
     engine ($ENGINE, direct):  http://127.0.0.1:$ENGINE_PORT/engine-rest  (database: $DB)

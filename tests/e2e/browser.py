@@ -8,6 +8,7 @@ browser context: no cookies, cache or download settings leak from one test to th
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -84,11 +85,16 @@ class CDPClient:
         match: Callable[[Json], bool] = lambda _: True,
         *,
         timeout_seconds: float,
+        after: int = 0,
     ) -> Event:
+        """The first `method` event matching, among those from the `after`-th on."""
+
         def found() -> Event | None:
             if self._closed is not None:
                 raise CDPError(f"connection closed while waiting for {method}") from self._closed
-            return next((e for e in self.events if e.method == method and match(e.params)), None)
+            return next(
+                (e for e in self.events[after:] if e.method == method and match(e.params)), None
+            )
 
         try:
             async with self._arrived, asyncio.timeout(timeout_seconds):
@@ -163,16 +169,112 @@ class Chromium:
 async def download(
     cdp: CDPClient, url: str, download_dir: Path, headers: dict[str, str], timeout_seconds: float
 ) -> Download:
-    """Navigate a new tab to `url` (sending `headers`) and wait for the file on disk.
+    """Navigate a new tab to `url` (sending `headers`) and wait for the file on disk."""
+    async with page(cdp, download_dir) as tab:
+        await tab.send_headers(headers)
+        return await tab.download(lambda: tab.goto(url), timeout_seconds)
 
-    `allow`, not `allowAndName`: the latter saves under the download's GUID, and the point
-    is the name Chromium itself derives from `Content-Disposition`.
-    """
-    deadline = time.monotonic() + timeout_seconds
 
-    def left() -> float:
-        return max(deadline - time.monotonic(), 0.0)
+class Page:
+    """One tab in a browser context of its own (cookies and downloads its own too), for
+    going through a web application as a person does: navigate, type, click, wait for what
+    the page shows, take the file it starts downloading."""
 
+    def __init__(self, cdp: CDPClient, session: str, target_id: str, directory: Path) -> None:
+        self._cdp = cdp
+        self._session = session
+        self._target_id = target_id
+        self._directory = directory
+
+    async def send_headers(self, headers: dict[str, str]) -> None:
+        """Headers sent with every request from here on."""
+        await self._cdp.send(
+            "Network.setExtraHTTPHeaders", {"headers": headers}, session_id=self._session
+        )
+
+    async def goto(self, url: str) -> None:
+        await self._cdp.send("Page.navigate", {"url": url}, session_id=self._session)
+
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (awaited if a promise)."""
+        answer = await self._cdp.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session_id=self._session,
+        )
+        if "exceptionDetails" in answer:
+            raise CDPError(f"{expression}: {answer['exceptionDetails']}")
+        return answer.get("result", {}).get("value")
+
+    async def wait_until(self, expression: str, what: str, timeout_seconds: float = 30.0) -> Any:
+        """Polls `expression` until it is truthy; its value."""
+        deadline = time.monotonic() + timeout_seconds
+        while not (value := await self.evaluate(expression)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout_seconds} s waiting for {what}")
+            await asyncio.sleep(POLL_SECONDS)
+        return value
+
+    async def type_into(self, selector: str, text: str) -> None:
+        """Focus the element and type, as a keyboard would (the page's own listeners see it)."""
+        await self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        await self._cdp.send("Input.insertText", {"text": text}, session_id=self._session)
+
+    async def click(self, selector: str) -> None:
+        await self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+    async def download(self, start: Callable[[], Any], timeout_seconds: float = 30.0) -> Download:
+        """The file the page downloads after `start` (a click, a navigation), on disk.
+
+        Downloads are allowed (`allow`), not named by GUID (`allowAndName`): the point is
+        the name Chromium itself derives from `Content-Disposition`.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        seen = len(self._cdp.events)
+        await start()
+
+        def for_this_page(params: Json) -> bool:
+            return params.get("frameId") == self._target_id  # a main frame's id is its target's
+
+        try:
+            begun = await self._cdp.wait_for(
+                "Browser.downloadWillBegin",
+                for_this_page,
+                timeout_seconds=max(deadline - time.monotonic(), 0.0),
+                after=seen,
+            )
+        except TimeoutError as error:
+            raise TimeoutError(
+                f"no download began: {_responses(self._cdp, self._session)}"
+            ) from error
+        ended = await self._cdp.wait_for(
+            "Browser.downloadProgress",
+            lambda p: p["guid"] == begun.params["guid"] and p["state"] != "inProgress",
+            timeout_seconds=max(deadline - time.monotonic(), 0.0),
+        )
+        if ended.params["state"] != "completed":
+            raise CDPError(f"download ended {ended.params['state']}: {ended.params}")
+        suggested = str(begun.params["suggestedFilename"])
+        path = Path(ended.params.get("filePath") or self._directory / suggested)
+        await _poll(
+            lambda: path.is_file() and not any(self._directory.glob("*.crdownload")),
+            deadline,
+            f"{path} on disk without a .crdownload beside it",
+        )
+        return Download(path, suggested)
+
+    async def screenshot(self, path: Path) -> None:
+        shot = await self._cdp.send(
+            "Page.captureScreenshot", {"format": "png"}, session_id=self._session
+        )
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+
+
+@contextlib.asynccontextmanager
+async def page(
+    cdp: CDPClient, download_dir: Path, width: int = 1400, height: int = 900
+) -> AsyncIterator[Page]:
+    """A fresh tab in a fresh browser context, saving downloads into `download_dir`."""
     directory = await asyncio.to_thread(_prepare, download_dir)
     context = (await cdp.send("Target.createBrowserContext"))["browserContextId"]
     try:
@@ -192,36 +294,14 @@ async def download(
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
         )
         session = attached["sessionId"]
-        await cdp.send("Network.enable", session_id=session)
-        await cdp.send("Network.setExtraHTTPHeaders", {"headers": headers}, session_id=session)
-        navigated = await cdp.send("Page.navigate", {"url": url}, session_id=session)
-        try:
-            # A page target's main frame id is its target id.
-            begun = await cdp.wait_for(
-                "Browser.downloadWillBegin",
-                lambda p: p["frameId"] == target["targetId"],
-                timeout_seconds=left(),
-            )
-        except TimeoutError as error:
-            raise TimeoutError(
-                f"{url} started no download: {_responses(cdp, session)}, Page.navigate: {navigated}"
-            ) from error
-        guid = begun.params["guid"]
-        ended = await cdp.wait_for(
-            "Browser.downloadProgress",
-            lambda p: p["guid"] == guid and p["state"] != "inProgress",
-            timeout_seconds=left(),
+        for domain in ("Page", "Runtime", "Network"):
+            await cdp.send(f"{domain}.enable", session_id=session)
+        await cdp.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session_id=session,
         )
-        if ended.params["state"] != "completed":
-            raise CDPError(f"download of {url} ended {ended.params['state']}: {ended.params}")
-        suggested = str(begun.params["suggestedFilename"])
-        path = Path(ended.params.get("filePath") or directory / suggested)
-        await _poll(
-            lambda: path.is_file() and not any(directory.glob("*.crdownload")),
-            deadline,
-            f"{path} on disk without a .crdownload beside it",
-        )
-        return Download(path, suggested)
+        yield Page(cdp, session, target["targetId"], directory)
     finally:
         await cdp.send("Target.disposeBrowserContext", {"browserContextId": context})
 

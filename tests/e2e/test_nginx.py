@@ -19,7 +19,7 @@ import pytest
 from tests import processes
 from tests.faults.polling import poll_until
 from tests.inprocess import GatewayFactory, Stub
-from tests.integration import engine_api
+from tests.integration import engine_api, webapps
 
 MIB = 1 << 20
 DEADLINE_SECONDS = 30
@@ -92,10 +92,41 @@ async def test_the_engine_sees_the_clients_host_and_forwarded_headers(
 async def test_the_admin_port_is_not_reachable_through_nginx(
     nginx_to_engine: processes.Nginx, client: aiohttp.ClientSession
 ) -> None:
+    # The paths go to the engine, as every path does, and it has none of them.
     for path in ("/metrics", "/livez", "/readyz"):
         async with client.get(nginx_to_engine.base_url + path) as response:
             assert response.status == 404
-            assert (await response.json())["type"] == "NotFoundException"
+            assert b"engine_gateway_" not in await response.read()
+
+
+async def test_a_webapp_page_and_a_cockpit_download_come_through_nginx(
+    nginx_to_engine: processes.Nginx,
+    engine_process: processes.Running,
+    deployment: dict[str, object],
+) -> None:
+    """nginx, then the gateway, then the engine's webapps: Cockpit's page, and its
+    download of a File named beyond Latin-1, named as stored."""
+    instance_id, _ = engine_api.start_instance(engine_process.base_url)
+    content = b"%PDF through nginx\n"
+    variable_id = engine_api.put_file(
+        engine_process.base_url, instance_id, "report", content, "Отчёт 2026 ✓.pdf"
+    )
+    async with webapps.logged_in(nginx_to_engine.base_url) as session:
+        async with session.client.get(
+            session.url(f"{webapps.WEBAPP}/app/cockpit/default/")
+        ) as page:
+            assert page.status == 200
+            assert "text/html" in page.headers["Content-Type"]
+            assert b"Cockpit" in await page.read()
+        download = f"{webapps.API}/variable-instance/{variable_id}/data"
+        async with session.client.get(session.url(download)) as response:
+            assert response.status == 200
+            assert await response.read() == content
+            assert (
+                "filename*=UTF-8''%D0%9E%D1%82%D1%87%D1%91%D1%82"
+                in response.headers["Content-Disposition"]
+            )
+    assert nginx_to_engine.spooled_files() == []
 
 
 def test_a_body_over_the_limit_is_refused_in_the_engines_error_shape(

@@ -190,6 +190,12 @@ async def sink(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"X-Received-Bytes": str(received)})
 
 
+async def elsewhere(request: web.Request) -> web.Response:
+    """Any other path, as an engine server's other pages: recorded, and not found."""
+    _state(request)
+    return web.Response(status=404, text="not a stub path", headers={"X-Stub": "elsewhere"})
+
+
 def build(state: StubState) -> web.Application:
     app = web.Application()
     app[STATE] = state
@@ -206,6 +212,7 @@ def build(state: StubState) -> web.Application:
     app.router.add_post("/engine-rest/task/{id}/variables/{name}/data", sink)
     # A JSON door (an external task's completion), for the JSON faults and benchmarks.
     app.router.add_post("/engine-rest/external-task/{id}/complete", sink)
+    app.router.add_route("*", "/{tail:.*}", elsewhere)
     return app
 
 

@@ -139,21 +139,43 @@ async def test_hop_by_hop_headers_stay_at_the_gateway_and_forwarded_headers_are_
 
 
 @pytest.mark.parametrize(
-    ("path", "status"),
-    [("/manager/html", 404), ("/engine-rest/%2e%2e/manager", 400), ("/engine-restx", 404)],
+    "path", ["/engine-rest/%2e%2e/manager", "/operaton/app/../api/engine/engine/default/task"]
 )
-async def test_paths_outside_the_engine_api_never_reach_the_engine(
-    path: str,
-    status: int,
-    stub: Stub,
-    gateway_for: GatewayFactory,
-    client: aiohttp.ClientSession,
+async def test_dot_segments_never_reach_the_engine(
+    path: str, stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
     async with gateway_for(stub.url) as gateway:
         async with client.get(URL(gateway.url + path, encoded=True)) as response:
-            assert response.status == status
+            assert response.status == 400
             assert (await response.json())["code"] is None
     assert stub.state.requests == 0
+
+
+@pytest.mark.parametrize("path", ["/manager/html", "/engine-restx", "/operaton/app/cockpit/"])
+async def test_paths_outside_the_api_roots_go_to_the_engine_as_they_are(
+    path: str, stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    """The gateway is the front door of the whole engine server (the webapps' pages, their
+    own APIs): what the engine answers there passes, here the stub's 404."""
+    async with gateway_for(stub.url) as gateway:
+        async with client.get(URL(gateway.url + path, encoded=True)) as response:
+            assert response.status == 404
+            assert response.headers["X-Stub"] == "elsewhere"
+    assert stub.state.paths == [path]
+
+
+@pytest.mark.parametrize("path", ["/manager/html", "/engine-restx", "/operaton/app/cockpit/"])
+async def test_with_other_paths_refused_only_the_api_roots_reach_the_engine(
+    path: str, stub: Stub, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    async with gateway_for(stub.url, other_paths="refuse") as gateway:
+        async with client.get(URL(gateway.url + path, encoded=True)) as response:
+            assert response.status == 404
+            error = await response.json()
+            assert (error["type"], error["code"]) == ("NotFoundException", None)
+        async with client.get(gateway.url + "/engine-rest/engine") as response:
+            assert response.status == 200  # the API root still reaches it
+    assert path not in stub.state.paths
 
 
 async def test_download_reaches_the_client_before_the_engine_has_sent_it_all(

@@ -175,6 +175,28 @@ def deploy_form(*resources: Path) -> Form:
     return Form(boundary, tuple(parts))
 
 
+def put_file(
+    base_url: str,
+    instance_id: str,
+    variable: str,
+    content: bytes,
+    filename: str,
+    mimetype: str = "application/octet-stream",
+) -> str:
+    """A File variable of the instance, set at `base_url` as JSON; its variable instance id
+    (what Cockpit's download link names)."""
+    body = {
+        "type": "File",
+        "value": base64.b64encode(content).decode(),
+        "valueInfo": {"filename": filename, "mimeType": mimetype},
+    }
+    path = f"/process-instance/{instance_id}/variables/{variable}"
+    call(base_url, "PUT", path, json.dumps(body).encode())
+    query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName={variable}"
+    found: list[dict[str, str]] = call(base_url, "GET", query)
+    return found[0]["id"]
+
+
 def get_bytes(url: str) -> bytes:
     """A GET's body, with the engine's admin credentials."""
     request = urllib.request.Request(url)  # noqa: S310 - loopback test engine

@@ -77,6 +77,8 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_CLAMD_TIMEOUT_SECONDS",
         "ENGINE_GATEWAY_CLAMD_SCAN_DOWNLOADS",
         "ENGINE_GATEWAY_JSON_STRING_LIMIT_CHARS",
+        "ENGINE_GATEWAY_WEBAPP_PATH",
+        "ENGINE_GATEWAY_OTHER_PATHS",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -110,6 +112,9 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         (["--clamd-scan-downloads", "on"], {}),
         (["--clamd", "unix:///run/clamd.ctl", "--clamd-timeout-seconds", "0"], {}),
         (["--json-string-limit-chars", "-1"], {}),
+        (["--webapp-path", "operaton"], {}),
+        (["--webapp-path", "/operaton/"], {}),
+        (["--other-paths", "hide"], {}),
     ],
 )
 def test_invalid_values_exit_with_a_usage_error(

@@ -5,13 +5,13 @@ import pytest
 from gateway.jsonvalues import parse_place
 from gateway.routes import (
     JSON_DOORS,
+    ApiRoots,
     Kind,
     ResourceLookup,
     RouteMatch,
     ScopeLookup,
-    api_prefix,
     classify,
-    escapes_api_root,
+    unroutable,
 )
 
 DOWNLOADS = [
@@ -78,9 +78,10 @@ def test_downloads_say_how_to_find_their_metadata(
     assert (match.lookup, match.scope_id, match.variable_name) == (lookup, scope_id, name)
 
 
-def test_api_prefix_keeps_a_named_engine() -> None:
-    assert api_prefix("/engine-rest/task/t/variables/v/data") == "/engine-rest"
-    assert api_prefix("/engine-rest/engine/a/task/t/variables/v/data") == "/engine-rest/engine/a"
+def test_the_api_root_keeps_a_named_engine() -> None:
+    assert classify("GET", "/engine-rest/task/t/variables/v/data").root == "/engine-rest"
+    named = classify("GET", "/engine-rest/engine/a/task/t/variables/v/data")
+    assert named.root == "/engine-rest/engine/a"
 
 
 @pytest.mark.parametrize(
@@ -94,12 +95,13 @@ def test_api_prefix_keeps_a_named_engine() -> None:
     ],
 )
 def test_binary_uploads_are_recognised(path: str, label: str) -> None:
-    assert classify("POST", path) == RouteMatch(label, Kind.UPLOAD)
+    root = "/engine-rest/engine/default" if "/engine/" in path else "/engine-rest"
+    assert classify("POST", path) == RouteMatch(label, Kind.UPLOAD, root=root)
 
 
 def test_put_to_variable_data_is_a_raw_upload() -> None:
     path = "/engine-rest/task/t1/variables/v/data"
-    assert classify("PUT", path) == RouteMatch("variable_data", Kind.UPLOAD)
+    assert classify("PUT", path) == RouteMatch("variable_data", Kind.UPLOAD, root="/engine-rest")
 
 
 @pytest.mark.parametrize(
@@ -129,13 +131,14 @@ def test_everything_else_passes_through(method: str, path: str) -> None:
         "/engine-rest/%2E%2E%2Fmanager",
         "/engine-rest/task/..%5cx",
         "/engine-rest/./engine",
-        "/engine-restx",
-        "/",
-        "/manager/html",
+        "/operaton/app/../api/engine/engine/default/task",
+        "/operaton/%2e%2e/manager",
     ],
 )
-def test_paths_leaving_the_api_root_are_recognised(path: str) -> None:
-    assert escapes_api_root(path)
+def test_dot_segments_are_recognised_wherever_they_are(path: str) -> None:
+    reason = unroutable(path)
+    assert reason is not None
+    assert reason.startswith("Dot segments")
 
 
 @pytest.mark.parametrize(
@@ -145,10 +148,21 @@ def test_paths_leaving_the_api_root_are_recognised(path: str) -> None:
         "/engine-rest/engine",
         "/engine-rest/task/t1/variables/a..b/data",
         "/engine-rest/process-instance/p1/variables/n%C3%A4me/data",
+        "/operaton/app/cockpit/",
+        "/",
     ],
 )
-def test_paths_inside_the_api_root_are_allowed(path: str) -> None:
-    assert not escapes_api_root(path)
+def test_paths_without_dot_segments_are_allowed(path: str) -> None:
+    assert unroutable(path) is None
+
+
+@pytest.mark.parametrize(
+    "path", ["/engine-rest/%zz", "/engine-rest/a%00b", "/operaton/app/%", "/x%2"]
+)
+def test_what_tomcat_refuses_to_decode_is_unroutable(path: str) -> None:
+    reason = unroutable(path)
+    assert reason is not None
+    assert "percent-encoding" in reason
 
 
 @pytest.mark.parametrize(
@@ -264,5 +278,70 @@ def test_a_variable_name_is_read_without_its_path_parameters() -> None:
 
 
 def test_a_dot_segment_behind_path_parameters_is_still_a_dot_segment() -> None:
-    assert escapes_api_root("/engine-rest/x/..;y/process-definition")
-    assert not escapes_api_root("/engine-rest/task;x/t1/variables/v/data")
+    assert unroutable("/engine-rest/x/..;y/process-definition") is not None
+    assert unroutable("/engine-rest/task;x/t1/variables/v/data") is None
+
+
+WEBAPPS = ApiRoots(("/operaton", "/camunda"))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind", "label", "root"),
+    [
+        (
+            "GET",
+            "/operaton/api/engine/engine/default/variable-instance/v1/data",
+            Kind.DOWNLOAD,
+            "variable_data",
+            "/operaton/api/engine/engine/default",
+        ),
+        (
+            "POST",
+            "/camunda/api/engine/engine/tenants/task/t1/variables/doc/data",
+            Kind.UPLOAD,
+            "variable_data",
+            "/camunda/api/engine/engine/tenants",
+        ),
+        (
+            "POST",
+            "/operaton/api/engine/engine/default/task/t1/submit-form",
+            Kind.JSON,
+            "json_task",
+            "/operaton/api/engine/engine/default",
+        ),
+        (
+            "GET",
+            "/operaton/api/engine/engine/default/engine",
+            Kind.PASSTHROUGH,
+            "passthrough",
+            "/operaton/api/engine/engine/default",
+        ),
+    ],
+)
+def test_the_webapps_engine_api_gets_the_same_routes(
+    method: str, path: str, kind: Kind, label: str, root: str
+) -> None:
+    match = classify(method, path, WEBAPPS)
+    assert (match.kind, match.label, match.root) == (kind, label, root)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/operaton/app/cockpit/default/",
+        "/operaton/api/admin/auth/user/default/login/cockpit",
+        "/operaton/api/cockpit/plugin/base/default/process-definition/statistics",
+        "/operaton/api/engine/engine/",  # no engine named
+        "/other/api/engine/engine/default/task/t1/variables/v/data",  # not a webapp path
+        "/manager/html",
+    ],
+)
+def test_paths_outside_every_api_root_pass_with_no_root(path: str) -> None:
+    match = classify("POST", path, WEBAPPS)
+    assert (match.kind, match.root) == (Kind.PASSTHROUGH, "")
+
+
+def test_without_webapp_paths_only_engine_rest_is_an_api_root() -> None:
+    assert (
+        classify("GET", "/operaton/api/engine/engine/default/variable-instance/v1/data").root == ""
+    )
