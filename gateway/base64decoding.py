@@ -18,7 +18,7 @@ the decoding of the value's type, if its object has named it before the value; e
 Jackson's and commons-codec's bytes agree (always, for base64 as clients write it), both;
 where they part (escapes, a quote, data after padding, characters outside the alphabet)
 commons-codec's. It says whether what it handed on is what the engine stores for the type
-that turns out: if not, the value's scan cannot stand for it (inspection.py).
+that turns out: if not, the value's scan cannot stand for it (jsonfiles.py).
 
 Whole units of the alphabet, the bulk of any value, are decoded by pybase64 (libbase64's
 SIMD code): measured here at 8 GB/s where binascii.a2b_base64 managed 0.3, and binascii was
@@ -33,8 +33,8 @@ from typing import Protocol
 
 import pybase64
 
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BITS = {char: bits for bits, char in enumerate(_ALPHABET)}
+ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"  # RFC 4648 §4
+_BITS = {char: bits for bits, char in enumerate(ALPHABET)}
 _PADDING = -2
 
 

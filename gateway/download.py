@@ -7,7 +7,7 @@ The kinds, chosen per answer:
   the kernel (splice.py);
 - chunk loop: anything else, read and written CHUNK_BYTES at a time;
 - watched: a download that is scanned, or hashed for its Repr-Digest (inspection.Download),
-  or a JSON answer whose Bytes values are scanned (inspection.JsonAnswer), goes through the
+  or a JSON answer whose Bytes values are scanned (jsonfiles.JsonAnswer), goes through the
   chunk loop with its last chunk held until clamd has passed it, or, when it ends within
   SMALL_BODY_BYTES, is answered whole: with its digest, or a clean 422.
 
@@ -31,6 +31,7 @@ from gateway import (
     errors,
     headers,
     inspection,
+    jsonfiles,
     jsonvalues,
     metadata,
     routes,
@@ -111,7 +112,7 @@ async def body_down(
     elif _scanned_answer(request, transfer, upstream, config):
         route = transfer.route
         counted = request.app[METRICS]
-        watched = inspection.JsonAnswer(
+        watched = jsonfiles.JsonAnswer(
             config, counted, route.label, route.places_down, route.variable_name
         )
     try:
@@ -123,7 +124,7 @@ async def body_down(
             transfer.json_files, transfer.json_file_bytes = watched.files, watched.file_bytes
 
 
-Watched = inspection.Download | inspection.JsonAnswer
+Watched = inspection.Download | jsonfiles.JsonAnswer
 
 
 def _scanned_answer(

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
 
-from gateway import clamd, digest, errors, jsonvalues, metrics, multipart
+from gateway import clamd, digest, errors, metrics, multipart
 from gateway.config import Config
 
 # The engine never reads past the closing delimiter; what a client sends after it is held
@@ -231,8 +230,7 @@ class Upload:
                 scan, self._scan = self._scan, None
                 filename = event.part.filename
                 error = await scan.finish(None if filename is None else f"The file {filename!r}")
-                if self.scan_result in ("-", "clean") or scan.result.startswith("found"):
-                    self.scan_result = scan.result
+                self.scan_result = worse(self.scan_result, scan.result)
                 self._raise(error)
 
     def _raise(self, error: errors.GatewayError | None) -> None:
@@ -318,183 +316,10 @@ class Download:
             self._scan.close()
 
 
-# A value in JSON is sent to clamd once it is this large, or, if smaller, when its object
-# ends and it turns out to be a file: so a String value that merely looks like base64 (its
-# type may come after it) costs clamd nothing.
-JSON_SCAN_AFTER_BYTES = 64 * 1024
-
-
-class JsonValues:
-    """The typed values of a JSON body (jsonvalues.py events): each File or Bytes value is
-    counted and, with clamd, scanned, as the engine will store it (in an upload) or as it
-    sends it (in a download). A value is teed to clamd while it streams, before its type
-    may be known; its verdict counts only if its object makes it a file. `event` raises
-    `Rejected` where the body must not go on."""
-
-    def __init__(
-        self, config: Config, counted: metrics.Metrics, *, direction: str, route: str, scan: bool
-    ) -> None:
-        self._config = config
-        self._counted = counted
-        self._direction = direction
-        self._route = route
-        self._scanning = scan and config.clamd_address is not None
-        self._scan: Scan | None = None  # the current value's, once it is large enough
-        self._held = bytearray()  # the current value's bytes, until then
-        self._scans: dict[int, Scan] = {}  # values ended, until their object ends
-        self._small: dict[int, bytes] = {}  # values that ended before they reached clamd
-        self.files = 0
-        self.file_bytes = 0
-        self.scan_result = "-"  # for the log line: the worst of the files' results
-
-    async def event(self, event: jsonvalues.Event) -> None:
-        if isinstance(event, jsonvalues.Decoded):
-            if self._scanning:
-                await self._decoded(event.data)
-        elif isinstance(event, jsonvalues.ValueBegins):
-            self._scan, self._held = None, bytearray()
-        elif isinstance(event, jsonvalues.ValueEnds):
-            await self._value_ends(event.index)
-        else:
-            await self._typed_value_ends(event.stored)
-
-    async def _decoded(self, data: bytes) -> None:
-        if self._scan is None:
-            self._held += data
-            if len(self._held) < JSON_SCAN_AFTER_BYTES:
-                return
-            self._scan = Scan(self._config, self._counted, self._direction, "json")
-            data, self._held = bytes(self._held), bytearray()
-            if await self._scan.start() is not None:
-                return  # failed: its result says how, for the value's object to judge
-        if self._scan.result == "-":
-            await self._scan.send(data)
-
-    async def _value_ends(self, index: int) -> None:
-        scan, self._scan = self._scan, None
-        if scan is None:
-            if self._scanning:
-                self._small[index] = bytes(self._held)
-            self._held = bytearray()
-            return
-        if scan.result == "-":
-            await scan.finish(None)
-        self._scans[index] = scan
-
-    async def _typed_value_ends(self, stored: jsonvalues.Stored | None) -> None:
-        small, self._small = self._small, {}
-        scans, self._scans = self._scans, {}
-        if stored is None:
-            return
-        self.files += 1
-        self.file_bytes += stored.decoded_bytes
-        self._counted.json_file(
-            self._direction, self._route, stored.type_name, stored.decoded_bytes
-        )
-        if not self._scanning:
-            return
-        scan = scans.get(stored.index)
-        if stored.index in small:
-            scan = Scan(self._config, self._counted, self._direction, "json")
-            if await scan.start() is None and await scan.send(small[stored.index]) is None:
-                await scan.finish(None)
-            scan.close()
-        if scan is None:
-            return
-        if not stored.exact and scan.result == "clean":
-            # Its type came after it and the two decoders read it differently: what clamd
-            # passed is not what the engine stores.
-            scan.fail("its base64 reads two ways and its type came after it")
-        result = scan.result
-        if self.scan_result in ("-", "clean") or result.startswith("found"):
-            self.scan_result = result
-        error = self._error(scan, result, stored)
-        if error is not None:
-            raise Rejected(error)
-
-    def _error(
-        self, scan: Scan, result: str, stored: jsonvalues.Stored
-    ) -> errors.GatewayError | None:
-        subject = f"The {stored.type_name} value"
-        if stored.variable is not None:
-            subject += f" of variable {stored.variable!r}"
-        if stored.filename is not None:
-            subject += f" (file {stored.filename!r})"
-        if scan.signature is not None:
-            return errors.malware_found(scan.signature, subject, self._direction)
-        if result == "failed_closed":
-            return errors.scan_unavailable(scan.failure or "clamd gave no verdict")
-        return None
-
-    def close(self) -> None:
-        for scan in (self._scan, *self._scans.values()):
-            if scan is not None:
-                scan.close()
-        self._scan = None
-        self._scans = {}
-
-
-class JsonAnswer:
-    """A JSON answer's Bytes values (routes.JsonDoor.down), scanned as the answer streams,
-    with --clamd-scan-downloads: the same steps as `Download`, for download.py."""
-
-    def __init__(
-        self,
-        config: Config,
-        counted: metrics.Metrics,
-        route: str,
-        places: tuple[jsonvalues.Place, ...],
-        variable: str | None,
-    ) -> None:
-        self._scanner = jsonvalues.ValueScanner(
-            places, string_limit_chars=0, root_variable=variable
-        )
-        self._values = JsonValues(config, counted, direction="download", route=route, scan=True)
-        self._reading = True  # False: not JSON this scanner can follow (the engine's own)
-
-    async def start(self) -> errors.GatewayError | None:
-        return None  # clamd is asked per value, as each one ends
-
-    async def content(self, data: bytes | memoryview) -> errors.GatewayError | None:
-        return await self._events(lambda: self._scanner.feed(data))
-
-    async def finish(self) -> errors.GatewayError | None:
-        return await self._events(self._scanner.finish)
-
-    async def _events(
-        self, read: Callable[[], list[jsonvalues.Event]]
-    ) -> errors.GatewayError | None:
-        if not self._reading or self._scanner.done:
-            return None
-        try:
-            for event in read():
-                await self._values.event(event)
-        except (jsonvalues.NotJson, jsonvalues.InvalidValue):
-            self._reading = False  # what the engine wrote; it holds no value we can decode
-        except Rejected as rejected:
-            return rejected.error
-        return None
-
-    def digests(self) -> dict[str, bytes]:
-        return {}
-
-    def log_digest(self) -> str:
-        return "-"
-
-    @property
-    def scan_result(self) -> str:
-        return self._values.scan_result
-
-    @property
-    def files(self) -> int:
-        return self._values.files
-
-    @property
-    def file_bytes(self) -> int:
-        return self._values.file_bytes
-
-    def close(self) -> None:
-        self._values.close()
+def worse(seen: str, result: str) -> str:
+    """The log line's scan result for a transfer of several files: a found signature over
+    anything, any other outcome over none or clean."""
+    return result if seen in ("-", "clean") or result.startswith("found") else seen
 
 
 def _log_digest(moved: dict[str, bytes] | None) -> str:

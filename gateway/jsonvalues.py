@@ -126,7 +126,6 @@ class TypedValueEnds:
 
 Event = ValueBegins | Decoded | ValueEnds | TypedValueEnds
 
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _ALPHABET_RUN = re.compile(rb"[A-Za-z0-9+/]+")
 
 
@@ -148,7 +147,7 @@ class _ValueString:
         busy = self.decoding.busy
         if text.isascii() and not self._utf8.pending:
             self.chars += len(text)
-            if busy and not text.translate(None, _ALPHABET):
+            if busy and not text.translate(None, base64decoding.ALPHABET):
                 return self.decoding.run(text)  # base64 as clients send it: one run
             while position < len(text) and busy:
                 found = _ALPHABET_RUN.match(text, position)

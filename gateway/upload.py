@@ -10,8 +10,9 @@ The kinds:
   it holds has been checked, so the body's end waits for every value's verdict;
 - anything else: passed as it is, only counted.
 
-Each inspected kind (inspection.py) holds the body's last bytes until every check has
-passed, so a refused upload never reaches the engine whole and the engine writes nothing.
+Each inspected kind (inspection.py, jsonfiles.py) holds the body's last bytes until every
+check has passed, so a refused upload never reaches the engine whole and the engine writes
+nothing.
 A check that fails inside the body stream records why on the Transfer and raises
 `UploadRejected`, which ends the engine request; proxy.py then answers with the reason.
 """
@@ -27,7 +28,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import digest, errors, inspection, jsonvalues, multipart, routes
+from gateway import digest, errors, inspection, jsonfiles, jsonvalues, multipart, routes
 from gateway.config import Config
 from gateway.state import CONFIG, METRICS
 from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, without_parameters
@@ -159,10 +160,10 @@ def _json(
     scanner = jsonvalues.ValueScanner(
         route.places_up, config.json_string_limit_chars, root_variable=route.variable_name
     )
-    values = inspection.JsonValues(
-        config, request.app[METRICS], direction="upload", route=route.label, scan=True
+    files = jsonfiles.JsonFiles(
+        scanner, config, request.app[METRICS], direction="upload", route=route.label
     )
-    return Body(_json_body(incoming, scanner, values, transfer), path_qs, scanned=scanner)
+    return Body(_json_body(incoming, files, transfer), path_qs, scanned=scanner)
 
 
 Kind = Callable[
@@ -270,10 +271,7 @@ async def _validated_body(
 
 
 async def _json_body(
-    body: AsyncIterator[bytes],
-    scanner: jsonvalues.ValueScanner,
-    values: inspection.JsonValues,
-    transfer: Transfer,
+    body: AsyncIterator[bytes], files: jsonfiles.JsonFiles, transfer: Transfer
 ) -> Chunks:
     """The body unchanged; each chunk goes on once the values it ends have been checked
     (their base64, their length, clamd's verdict), so the engine never has the end of a
@@ -282,14 +280,11 @@ async def _json_body(
     engine's parser cannot read it either (the scanner reads every body json.loads reads,
     fuzzed), so nothing of it can be stored, and the engine's own answer (401, 400 with
     Jackson's words) passes as for any other call."""
-    reading = True
     try:
         async for chunk in body:
-            if reading and not scanner.done:
-                reading = await _read(scanner.feed, chunk, values)
+            await files.feed(chunk)
             yield chunk
-        if reading:
-            await _read(lambda _: scanner.finish(), b"", values)
+        await files.finish()
     except jsonvalues.InvalidValue as error:
         transfer.rejection = errors.bad_request(str(error))
         raise UploadRejected from error
@@ -297,22 +292,9 @@ async def _json_body(
         transfer.rejection = rejected.error
         raise UploadRejected from rejected
     finally:
-        values.close()
-        transfer.scan = values.scan_result
-        transfer.json_files, transfer.json_file_bytes = values.files, values.file_bytes
-
-
-async def _read(
-    read: Callable[[bytes], list[jsonvalues.Event]], chunk: bytes, values: inspection.JsonValues
-) -> bool:
-    """The chunk's values checked; False once the body is not JSON (nothing more to read)."""
-    try:
-        events = read(chunk)
-    except jsonvalues.NotJson:
-        return False
-    for event in events:
-        await values.event(event)
-    return True
+        files.close()
+        transfer.scan = files.scan_result
+        transfer.json_files, transfer.json_file_bytes = files.files, files.file_bytes
 
 
 def _upload_inspection(

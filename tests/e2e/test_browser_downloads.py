@@ -4,8 +4,6 @@ straight from the engine, the same browser loses the names Tomcat cannot send.""
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 
 import pytest
@@ -46,14 +44,10 @@ def downloads(
     instance_id, _ = engine_api.start_instance(engine_process.base_url)
     paths = {}
     for index, name in enumerate(SAVED_AS):
-        body = {
-            "type": "File",
-            "value": base64.b64encode(_content(name)).decode(),
-            "valueInfo": {"filename": name, "mimeType": "application/octet-stream"},
-        }
-        path = f"/process-instance/{instance_id}/variables/file{index}"
-        engine_api.call(gateway_process.base_url, "PUT", path, json.dumps(body).encode())
-        paths[name] = f"/engine-rest{path}/data"
+        engine_api.put_file(
+            gateway_process.base_url, instance_id, f"file{index}", _content(name), name
+        )
+        paths[name] = f"/engine-rest/process-instance/{instance_id}/variables/file{index}/data"
     return paths
 
 

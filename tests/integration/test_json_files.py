@@ -33,7 +33,7 @@ PLACES = [
     for door in routes.JSON_DOORS
     for place in door.up
 ]
-CLEAN = random.Random(19).randbytes(100_000)  # over inspection.JSON_SCAN_AFTER_BYTES
+CLEAN = random.Random(19).randbytes(100_000)  # over jsonfiles.JSON_SCAN_AFTER_BYTES
 
 
 @pytest.fixture(scope="module")
