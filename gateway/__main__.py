@@ -108,6 +108,14 @@ OPTIONS = (
         choices=SWITCHES,
     ),
     Option(
+        "relay",
+        str,
+        "binary downloads that nothing scans or hashes go to the client as the engine "
+        "framed them (its chunked framing unchanged), read on the gateway's own connection "
+        "and checked by llhttp; off: through aiohttp's client, decoded and framed again",
+        choices=SWITCHES,
+    ),
+    Option(
         "event_loop",
         str,
         "asyncio's own event loop, or uvloop (pip install 'engine-gateway[uvloop]'); "

@@ -37,7 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway import health, metadata, metrics, proxy
+from gateway import health, metadata, metrics, proxy, relay
 from gateway.config import Config
 from gateway.state import (
     CLIENT,
@@ -47,6 +47,7 @@ from gateway.state import (
     ENGINE_UNREACHABLE,
     METADATA_CLIENT,
     METRICS,
+    RELAY,
 )
 
 log = logging.getLogger("gateway")
@@ -147,10 +148,18 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
         lookups = engine_client(config, total_timeout_seconds=metadata.LOOKUP_TIMEOUT_SECONDS)
         public[CLIENT] = client
         public[METADATA_CLIENT] = lookups
+        origin = config.upstream_origin
+        public[RELAY] = downloads = relay.Pool(
+            origin.host or "",
+            origin.port or 80,
+            config.connect_timeout_seconds,
+            config.read_timeout_seconds,
+        )
         admin[CLIENT] = client
         yield
         await client.close()
         await lookups.close()
+        downloads.close()
 
     # The public app owns the client; it is cleaned up last (see serve()).
     public.cleanup_ctx.append(client_lifecycle)

@@ -43,6 +43,7 @@ class Config:
     bytes_filename: str = "var"  # a Bytes variable's download is named after the variable
     metrics: str = "on"
     splice: str = "on"  # large response bodies socket to socket in the kernel (Linux)
+    relay: str = "on"  # unwatched downloads on the gateway's own connection, as framed
     event_loop: str = "asyncio"  # uvloop measured slower for uploads (bench/levers.py)
     workers: int = 1
     # Off: a client gets 502 while the engine is down. On: the public port stops listening
@@ -116,6 +117,7 @@ class Config:
         for name in (
             "metrics",
             "splice",
+            "relay",
             "refuse_while_engine_down",
             "digests",
             "clamd_scan_downloads",

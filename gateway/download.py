@@ -5,6 +5,9 @@ The kinds, chosen per answer:
   headers in one write: bounded memory, one system call instead of three;
 - spliced: a large body of declared length that nothing must see goes socket to socket in
   the kernel (splice.py);
+- relayed: a download on the gateway's own connection (relay.py), which nothing watches,
+  goes out as the engine framed it: chunked bytes unchanged, a declared body spliced when
+  large;
 - chunk loop: anything else, read and written CHUNK_BYTES at a time;
 - watched: a download that is scanned, or hashed for its Repr-Digest (inspection.Download),
   or a JSON answer whose Bytes values are scanned (jsonfiles.JsonAnswer), goes through the
@@ -23,6 +26,8 @@ import time
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_writer import StreamWriter
 from multidict import CIMultiDict
 
 from gateway import (
@@ -34,6 +39,7 @@ from gateway import (
     jsonfiles,
     jsonvalues,
     metadata,
+    relay,
     routes,
     splice,
 )
@@ -43,6 +49,7 @@ from gateway.transfer import (
     CHUNK_BYTES,
     SMALL_BODY_BYTES,
     Transfer,
+    Upstream,
     abort_client,
     refuse,
     without_parameters,
@@ -66,10 +73,26 @@ def requested_disposition(
     return requested, str(without_parameters(request.rel_url, {DISPOSITION}))
 
 
+def relayable(request: web.Request, route: routes.RouteMatch, config: Config) -> bool:
+    """Whether this request's answer can come on a download's own connection (relay.py):
+    a bodyless GET or HEAD of a binary download from an HTTP/1.1 client, to a plain-HTTP
+    engine, whose answer nothing scans or hashes (those keep the watched path)."""
+    return (
+        config.relay == "on"
+        and route.kind is routes.Kind.DOWNLOAD
+        and request.method in ("GET", "HEAD")
+        and request.version >= aiohttp.HttpVersion11
+        and not request.body_exists
+        and config.upstream_url.scheme == "http"
+        and config.clamd_scan_downloads == "off"
+        and not _wants_digest(request)
+    )
+
+
 async def named(
     request: web.Request,
     transfer: Transfer,
-    upstream: aiohttp.ClientResponse,
+    upstream: Upstream,
     requested: str | None,
 ) -> dict[str, str]:
     """A binary download's Content-Disposition (and what goes with it): the engine's name if
@@ -98,7 +121,7 @@ async def named(
 async def body_down(
     request: web.Request,
     transfer: Transfer,
-    upstream: aiohttp.ClientResponse,
+    upstream: Upstream,
     outgoing_headers: CIMultiDict[str],
     *,
     binary: bool,
@@ -128,7 +151,7 @@ Watched = inspection.Download | jsonfiles.JsonAnswer
 
 
 def _scanned_answer(
-    request: web.Request, transfer: Transfer, upstream: aiohttp.ClientResponse, config: Config
+    request: web.Request, transfer: Transfer, upstream: Upstream, config: Config
 ) -> bool:
     """A JSON answer that can carry Bytes values, with --clamd-scan-downloads."""
     return (
@@ -143,7 +166,7 @@ def _scanned_answer(
 async def _send(
     request: web.Request,
     transfer: Transfer,
-    upstream: aiohttp.ClientResponse,
+    upstream: Upstream,
     outgoing_headers: CIMultiDict[str],
     reason: str | None,
     watched: Watched | None,
@@ -157,15 +180,15 @@ async def _send(
     ahead = b""  # read ahead, not yet sent
     if request.method != "HEAD":
         try:
-            if length is not None and length <= SMALL_BODY_BYTES:
+            if _small(upstream):
                 whole = await upstream.read()
-            elif length is None and watched is not None:
+            elif length is None and watched is not None and not isinstance(upstream, relay.Answer):
                 ahead, ended = await _read_ahead(upstream, config.read_timeout_seconds)
                 whole, ahead = (ahead, b"") if ended else (None, ahead)
         except TimeoutError as error:  # aiohttp's ServerTimeoutError is one too
             detail = str(error) or type(error).__name__
             return refuse(transfer, errors.upstream_timeout(detail), "timeout")
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, relay.Ended) as error:
             detail = str(error) or type(error).__name__
             return refuse(transfer, errors.upstream_unreachable(detail))
     if whole is not None:
@@ -184,13 +207,74 @@ async def _send(
 
     response = web.StreamResponse(status=upstream.status, reason=reason)
     response.headers.extend(outgoing_headers)
-    await response.prepare(request)
+    writer = await response.prepare(request)
     transfer.first_byte = time.monotonic()
     if request.method == "HEAD":
         return response
+    if isinstance(upstream, relay.Answer):
+        return await _relayed(request, response, writer, transfer, upstream, config)
     if watched is None and splice.eligible(request, upstream, config.splice == "on"):
         return await _spliced(request, response, transfer, upstream, config)
     return await _chunk_loop(request, response, transfer, upstream, ahead, watched, config)
+
+
+def _small(upstream: Upstream) -> bool:
+    """A body read whole: declared and small, or none whatever the head says."""
+    length = upstream.content_length
+    if isinstance(upstream, relay.Answer) and upstream.framing is relay.Framing.NONE:
+        return True
+    return length is not None and length <= SMALL_BODY_BYTES
+
+
+async def _relayed(
+    request: web.Request,
+    response: web.StreamResponse,
+    writer: AbstractStreamWriter | None,
+    transfer: Transfer,
+    answer: relay.Answer,
+    config: Config,
+) -> web.StreamResponse:
+    """The rest of a relayed answer (relay.py): chunked bytes as the engine framed them, a
+    declared body spliced or relayed, a body that runs to the engine's close framed here."""
+    try:
+        if answer.framing is relay.Framing.EOF:
+            while chunk := await answer.read_some():
+                await response.write(chunk)
+                transfer.sent_down(len(chunk))
+        elif splice.large_enough(request, answer.content_length, config.splice == "on"):
+            buffered, source, remaining = answer.splice_source()
+            await splice.relay_from(
+                request,
+                response,
+                buffered,
+                source,
+                remaining,
+                transfer.sent_down,
+                config.read_timeout_seconds,
+            )
+            answer.spliced()
+        else:
+            if answer.framing is relay.Framing.CHUNKED:
+                # aiohttp framed nothing yet and frames nothing now: the engine's chunk
+                # sizes and last chunk go out as they came (a public StreamWriter field).
+                assert isinstance(writer, StreamWriter)
+                writer.chunked = False
+            await splice.flushed(request)
+            client = splice.client_fd(request)
+            if client is None:
+                raise ConnectionResetError("the client's connection is gone")
+            with relay.duplicate(client) as sink:
+                await answer.relay(sink, transfer.sent_down)
+    except TimeoutError:
+        abort_client(request, transfer, "timeout")
+        return response
+    except ConnectionResetError:
+        raise  # the client left: handled in proxy.handle
+    except (relay.Ended, splice.UpstreamEnded, OSError):
+        abort_client(request, transfer, "upstream_abort")
+        return response
+    await response.write_eof()
+    return response
 
 
 async def _spliced(
@@ -266,7 +350,7 @@ async def _chunk_loop(
 
 
 def _watched_download(
-    request: web.Request, upstream: aiohttp.ClientResponse, config: Config
+    request: web.Request, upstream: Upstream, config: Config
 ) -> inspection.Download | None:
     """A download is watched when it is scanned, or when it may be read whole (declared
     small, or chunked and its digest asked for) and so hashed for nearly nothing. A large

@@ -23,9 +23,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from gateway import disposition, download, errors, headers, routes, upload
-from gateway.state import CLIENT, CONFIG, CUTTING, ENGINE_UNREACHABLE, METRICS
-from gateway.transfer import CLIENT_CLOSED_REQUEST, Transfer, refuse
+from gateway import disposition, download, errors, headers, relay, routes, upload
+from gateway.state import CLIENT, CONFIG, CUTTING, ENGINE_UNREACHABLE, METRICS, RELAY
+from gateway.transfer import CLIENT_CLOSED_REQUEST, Transfer, Upstream, refuse
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -103,14 +103,22 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     # aiohttp would add its own defaults; what the client didn't send, the engine doesn't get.
     skip = {"User-Agent", "Accept", "Accept-Encoding", "Content-Type"} - set(outgoing)
     try:
-        upstream = await request.app[CLIENT].request(
-            method,
-            target,
-            headers=outgoing,
-            data=body.data,
-            skip_auto_headers=skip,
-            allow_redirects=False,
-        )
+        upstream: Upstream
+        if download.relayable(request, transfer.route, config):  # its own connection
+            upstream = await relay.ask(request.app[RELAY], method, body.path_qs, outgoing)
+        else:
+            upstream = await request.app[CLIENT].request(
+                method,
+                target,
+                headers=outgoing,
+                data=body.data,
+                skip_auto_headers=skip,
+                allow_redirects=False,
+            )
+    except relay.EngineError as error:
+        if error.unreachable:
+            request.app[ENGINE_UNREACHABLE].set()
+        return refuse(transfer, error.error, error.outcome)
     except aiohttp.ServerTimeoutError as error:
         detail = str(error) or type(error).__name__
         return refuse(transfer, errors.upstream_timeout(detail), "timeout")

@@ -45,18 +45,29 @@ def _socket_fd(transport: asyncio.BaseTransport | None) -> int | None:
 
 def eligible(request: web.Request, upstream: aiohttp.ClientResponse, switched_on: bool) -> bool:
     """Whether this response's body can be spliced: see the module's docstring."""
-    length = upstream.content_length
+    return (
+        "Transfer-Encoding" not in upstream.headers
+        and upstream.connection is not None
+        and _socket_fd(upstream.connection.transport) is not None
+        and large_enough(request, upstream.content_length, switched_on)
+    )
+
+
+def large_enough(request: web.Request, length: int | None, switched_on: bool) -> bool:
+    """Whether a body of declared `length` to this client is worth splicing, and can be."""
     return (
         switched_on
         and AVAILABLE
         and request.method != "HEAD"
         and length is not None
         and length >= SPLICE_MIN_BYTES
-        and "Transfer-Encoding" not in upstream.headers
-        and upstream.connection is not None
-        and _socket_fd(upstream.connection.transport) is not None
         and _socket_fd(request.transport) is not None
     )
+
+
+def client_fd(request: web.Request) -> int | None:
+    """The client's socket, when it is plain TCP (no TLS in between)."""
+    return _socket_fd(request.transport)
 
 
 @contextlib.contextmanager
@@ -105,20 +116,34 @@ async def relay(
         # library.
         buffered = upstream.content.read_nowait(-1)
         upstream.connection.protocol.pause_reading()  # type: ignore[union-attr]
-        if buffered:
-            await response.write(buffered)
-            count(len(buffered))
-        await _flushed(request)
         source = _socket_fd(upstream.connection.transport)
-        sink = _socket_fd(request.transport)
-        if source is None:
-            raise UpstreamEnded
-        if sink is None:
-            raise ConnectionResetError("the client's connection is gone")
         remaining = upstream.content_length - len(buffered)
-        await _pump(source, sink, remaining, count, read_timeout)
+        await relay_from(request, response, buffered, source, remaining, count, read_timeout)
     finally:
         upstream.close()  # its parser never saw the body: the connection cannot be reused
+
+
+async def relay_from(
+    request: web.Request,
+    response: web.StreamResponse,
+    buffered: bytes,
+    source: int | None,
+    remaining: int,
+    count: Callable[[int], None],
+    read_timeout: float,
+) -> None:
+    """`buffered`, then `remaining` bytes from the engine's socket `source`, to the
+    client. Raises as `relay` does."""
+    if buffered:
+        await response.write(buffered)
+        count(len(buffered))
+    await flushed(request)
+    sink = _socket_fd(request.transport)
+    if source is None:
+        raise UpstreamEnded
+    if sink is None:
+        raise ConnectionResetError("the client's connection is gone")
+    await _pump(source, sink, remaining, count, read_timeout)
 
 
 async def _pump(
@@ -171,7 +196,7 @@ def _splice(source: int, target: int, size: int) -> int | None:
         return None
 
 
-async def _flushed(request: web.Request) -> None:
+async def flushed(request: web.Request) -> None:
     """Until what aiohttp has queued for the client (the headers, buffered bytes) is on
     the wire: spliced bytes must come after it."""
     transport = request.transport

@@ -9,11 +9,14 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.metrics import Metrics
+from gateway.relay import Pool
 
 CONFIG = web.AppKey("config", Config)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 # Its own pool: a lookup made while a download holds a connection must not wait for one.
 METADATA_CLIENT = web.AppKey("metadata_client", aiohttp.ClientSession)
+# The downloads' own connections to the engine (relay.py).
+RELAY = web.AppKey("relay", Pool)
 DRAINING = web.AppKey("draining", asyncio.Event)
 # Set when the drain timeout has run out: a request cancelled from then on was cut by it.
 CUTTING = web.AppKey("cutting", asyncio.Event)

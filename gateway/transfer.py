@@ -12,15 +12,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from gateway import errors, metrics, routes
+from gateway import errors, metrics, relay, routes
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
 # Bodies up to this size are read whole and sent with the headers (bench/compare.py).
 SMALL_BODY_BYTES = 64 * 1024
+
+# The engine's answer: read by aiohttp's client, or on a download's own connection.
+Upstream = aiohttp.ClientResponse | relay.Answer
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
 

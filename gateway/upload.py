@@ -31,7 +31,7 @@ from multidict import CIMultiDict
 from gateway import digest, errors, inspection, jsonfiles, jsonvalues, multipart, routes
 from gateway.config import Config
 from gateway.state import CONFIG, METRICS
-from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, without_parameters
+from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, Upstream, without_parameters
 
 Chunks = AsyncIterator[bytes | memoryview]
 
@@ -60,7 +60,7 @@ class Body:
     inspected: inspection.Upload | None = None
     scanned: jsonvalues.ValueScanner | None = None  # a JSON door's, once it has been read
 
-    async def engine_refusal(self, upstream: aiohttp.ClientResponse) -> errors.GatewayError | None:
+    async def engine_refusal(self, upstream: Upstream) -> errors.GatewayError | None:
         """The engine's opaque refusal of this upload, said clearly: Operaton answers 500
         IllegalArgumentException for a File value java.util.Base64 refuses (Camunda 7
         stores it), so that answer becomes a 400 naming the value. The answer is read only

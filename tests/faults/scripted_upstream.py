@@ -23,6 +23,7 @@ ENGINE_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-L
 
 class Then(Enum):
     HOLD = "hold"  # keep the connection open, answer nothing more on it
+    KEEP = "keep"  # keep the connection open, answer the next request on it with the next script
     CLOSE = "close"  # FIN
     RESET = "reset"  # RST (SO_LINGER 0)
 
@@ -38,6 +39,8 @@ class ScriptedUpstream:
     scripts: list[Script]
     url: str = ""
     answered: int = 0
+    # For each script answered, the connection it went out on (0, 1, ... in order of arrival).
+    connections: list[int] = field(default_factory=list)
     # Scripted connections the gateway closed itself (EOF while held).
     closed_by_gateway: asyncio.Event = field(default_factory=asyncio.Event)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -47,6 +50,7 @@ async def _serve(
     upstream: ScriptedUpstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     upstream.writers.append(writer)
+    connection = len(upstream.writers) - 1
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -55,6 +59,7 @@ async def _serve(
                 continue
             script = upstream.scripts[min(upstream.answered, len(upstream.scripts) - 1)]
             upstream.answered += 1
+            upstream.connections.append(connection)
             writer.write(script.answer)
             await writer.drain()
             if script.then is Then.RESET:
@@ -65,6 +70,8 @@ async def _serve(
             if script.then is Then.CLOSE:
                 writer.close()
                 return
+            if script.then is Then.KEEP:
+                continue
             await reader.read()  # HOLD: whatever comes next goes unanswered, until EOF
             upstream.closed_by_gateway.set()
             return

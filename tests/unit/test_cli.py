@@ -68,6 +68,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_BYTES_FILENAME",
         "ENGINE_GATEWAY_METRICS",
         "ENGINE_GATEWAY_SPLICE",
+        "ENGINE_GATEWAY_RELAY",
         "ENGINE_GATEWAY_EVENT_LOOP",
         "ENGINE_GATEWAY_WORKERS",
         "ENGINE_GATEWAY_REFUSE_WHILE_ENGINE_DOWN",

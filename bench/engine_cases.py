@@ -1,0 +1,151 @@
+"""The real-engine cases of `make bench` (bench/compare.py), in ROUNDS rounds so each ratio
+comes with its spread: direct, tuned nginx (deploy/nginx: buffering off, 1 MiB buffers)
+and the gateway, side by side in front of the same REAL ENGINE (Operaton or Camunda 7 on
+H2, as `ENGINE` says).
+
+Per round and path:
+- a 200 MB Bytes variable downloaded with curl DOWNLOADS times (the engine sends it
+  chunked, 8 KiB chunks): the median wall time, and the proxy's CPU seconds per GB;
+- wrk for CALL_SECONDS on `GET /engine` and on `GET /task?maxResults=20` (TASKS open user
+  tasks) at 32 connections: requests per second;
+- the same two calls at one connection: p50, and what the proxy adds to direct's p50.
+
+    .venv/bin/python bench/engine_cases.py   # alone: bench/results/engine_cases.json
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import compare, proc
+from tests import processes
+from tests.integration import engine_api
+
+ROUNDS = 3
+DOWNLOAD_BYTES = 200_000_000
+DOWNLOADS = 5
+TASKS = 40
+CALL_SECONDS = 5
+CALLS = {"engine": "/engine-rest/engine", "task query": "/engine-rest/task?maxResults=20"}
+PATHS = ("direct", "nginx-tuned", "gateway")
+
+
+def _download_variable(base_url: str, work_dir: Path) -> str:
+    """A 200 MB Bytes variable, uploaded straight to the engine: its download path."""
+    instance_id, task_id = engine_api.start_instance(base_url)
+    body = compare.upload_body(work_dir, DOWNLOAD_BYTES)
+    auth = ["-H", f"Authorization: {engine_api.AUTHORIZATION}"]
+    upload_url = f"{base_url}/engine-rest/task/{task_id}/variables/doc/data"
+    subprocess.run(["curl", "-s", *auth, *compare._uploads(upload_url, body, 1)], check=True)
+    return f"/engine-rest/process-instance/{instance_id}/variables/doc/data"
+
+
+def _download(route: compare.Route, path: str) -> dict[str, float | None]:
+    auth = ["-H", f"Authorization: {engine_api.AUTHORIZATION}"]
+    pids = compare._proxy_pids(route)
+    before = proc.cpu_seconds(pids)
+    walls = [compare._curl([*auth, "-o", "/dev/null", route.base_url + path]) for _ in range(DOWNLOADS)]
+    cpu = proc.cpu_seconds(pids) - before if pids else None
+    gigabytes = DOWNLOADS * DOWNLOAD_BYTES / 1e9
+    return {
+        "wall_seconds": round(statistics.median(walls), 3),
+        "cpu_s_per_gb": None if cpu is None else round(cpu / gigabytes, 3),
+    }
+
+
+def run(work_dir: Path, rounds: int = ROUNDS, call_seconds: int = CALL_SECONDS) -> dict[str, Any]:
+    with (
+        processes.engine(work_dir) as engine,
+        processes.gateway(work_dir, engine.base_url) as gateway,
+    ):
+        engine_address = engine.base_url.removeprefix("http://")
+        site = compare.nginx_tuned_site
+        with processes.nginx(work_dir / "tuned", engine_address, site=site) as tuned:
+            routes = {
+                "direct": compare.Route("direct", engine.base_url, None),
+                "nginx-tuned": compare.Route("nginx-tuned", tuned.base_url, tuned.running.pid),
+                "gateway": compare.Route("gateway", gateway.base_url, gateway.running.pid),
+            }
+            engine_api.deploy(engine.base_url)
+            for _ in range(TASKS):
+                engine_api.start_instance(engine.base_url)
+            path = _download_variable(engine.base_url, work_dir)
+            for route in routes.values():  # warm-up: the engine's JIT, every connection pool
+                _download(route, path)
+                for target in CALLS.values():
+                    compare._wrk(route.base_url + target, 32, call_seconds)
+            measured = []
+            for number in range(rounds):
+                for name, route in routes.items():
+                    case: dict[str, Any] = {"round": number, "path": name}
+                    case["download"] = _download(route, path)
+                    for call, target in CALLS.items():
+                        case[call] = {
+                            "32": compare._wrk(route.base_url + target, 32, call_seconds),
+                            "1": compare._wrk(route.base_url + target, 1, call_seconds),
+                        }
+                    measured.append(case)
+                    print(json.dumps(case), flush=True)
+    return {
+        "engine": processes.engine_name(),
+        "download_bytes": DOWNLOAD_BYTES,
+        "downloads_per_round": DOWNLOADS,
+        "call_seconds": call_seconds,
+        "rounds": measured,
+        "ratios": ratios(measured),
+    }
+
+
+def ratios(measured: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each goal's ratio per round: {name: {min, median, max}}."""
+    per_round: dict[str, list[float]] = {}
+    for number in sorted({case["round"] for case in measured}):
+        got = {case["path"]: case for case in measured if case["round"] == number}
+        direct, nginx, gateway = (got[path] for path in PATHS)
+        found = {
+            "download wall vs direct": gateway["download"]["wall_seconds"]
+            / direct["download"]["wall_seconds"],
+            "download wall vs nginx": gateway["download"]["wall_seconds"]
+            / nginx["download"]["wall_seconds"],
+            "download CPU vs nginx": gateway["download"]["cpu_s_per_gb"]
+            / nginx["download"]["cpu_s_per_gb"],
+        }
+        for call in CALLS:
+            found[f"{call} req/s at 32 vs nginx"] = (
+                gateway[call]["32"]["requests_per_s"] / nginx[call]["32"]["requests_per_s"]
+            )
+            found[f"{call} p50 added at 1 (ms)"] = (
+                gateway[call]["1"]["p50_ms"] - direct[call]["1"]["p50_ms"]
+            )
+        for name, value in found.items():
+            per_round.setdefault(name, []).append(value)
+    return {
+        name: {
+            "min": round(min(values), 3),
+            "median": round(statistics.median(values), 3),
+            "max": round(max(values), 3),
+        }
+        for name, values in per_round.items()
+    }
+
+
+def main() -> int:
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-engine-cases-"))
+    result = {"machine": compare.machine(), "gateway": compare.gateway_settings(), **run(work_dir)}
+    compare.RESULTS.mkdir(exist_ok=True)
+    (compare.RESULTS / "engine_cases.json").write_text(json.dumps(result, indent=1) + "\n")
+    for name, spread in result["ratios"].items():
+        print(f"{name}: {spread['median']} ({spread['min']}–{spread['max']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
