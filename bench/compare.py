@@ -43,10 +43,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import proc
+from bench import engine_cases, proc
 from tests import processes
 from tests.integration import engine_api
 
@@ -72,6 +73,7 @@ class Plan:
     engine_bytes: int
     wrk_seconds: int
     json_concurrency: tuple[int, ...]
+    engine_cases: dict[str, Any]  # bench/engine_cases.py's run, its sizes and rounds
 
 
 FULL = Plan(
@@ -84,6 +86,7 @@ FULL = Plan(
     engine_bytes=100_000_000,
     wrk_seconds=5,
     json_concurrency=(1, 50),
+    engine_cases={},  # its defaults: 3 rounds, 200 MB
 )  # fmt: skip
 SMOKE = Plan(
     cells=((64 * 1024, 1), (64 * 1024, 2)),
@@ -91,6 +94,7 @@ SMOKE = Plan(
     engine_bytes=100_000,
     wrk_seconds=1,
     json_concurrency=(1, 2),
+    engine_cases={"rounds": 1, "call_seconds": 1, "download_bytes": 100_000, "variants": {}},
 )
 
 
@@ -310,7 +314,13 @@ def run_engine(plan: Plan, work_dir: Path) -> dict[str, object]:
                 for concurrency in plan.json_concurrency
                 for name, route in routes.items()
             ]  # fmt: skip
-    return {"engine": processes.engine_name(), "transfers": transfers, "json": calls}
+        cases = engine_cases.run(work_dir / "cases", engine, **plan.engine_cases)
+    return {
+        "engine": processes.engine_name(),
+        "transfers": transfers,
+        "json": calls,
+        "cases": cases,
+    }
 
 
 def _median_round_trip(runs: list[dict[str, object]]) -> dict[str, object]:
@@ -344,7 +354,7 @@ def client_alone(plan: Plan, work_dir: Path) -> dict[str, float]:
     size = max(size for size, concurrency in plan.cells if concurrency == 1)
     files = work_dir / "alone"
     files.mkdir()
-    make_files(files, Plan(((size, 1),), None, 0, 0, ()))
+    make_files(files, Plan(((size, 1),), None, 0, 0, (), {}))
     with processes.stub_upstream(files) as stub_url:
         route = Route("direct", stub_url, None)
         down = measure(route, "download", size, 1, files)

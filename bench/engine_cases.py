@@ -15,6 +15,7 @@ Per round and path:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
@@ -35,68 +36,88 @@ DOWNLOADS = 5
 TASKS = 40
 CALL_SECONDS = 5
 CALLS = {"engine": "/engine-rest/engine", "task query": "/engine-rest/task?maxResults=20"}
-PATHS = ("direct", "nginx-tuned", "gateway")
+# The levers, measured on the same engine in the same rounds: the gateway's defaults but one.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "gateway --event-loop uvloop": ("--event-loop", "uvloop"),
+    "gateway --workers 2": ("--workers", "2"),
+    "gateway --relay off": ("--relay", "off"),
+}
 
 
-def _download_variable(base_url: str, work_dir: Path) -> str:
-    """A 200 MB Bytes variable, uploaded straight to the engine: its download path."""
+def _download_variable(base_url: str, work_dir: Path, size: int) -> str:
+    """A Bytes variable of `size`, uploaded straight to the engine: its download path."""
     instance_id, task_id = engine_api.start_instance(base_url)
-    body = compare.upload_body(work_dir, DOWNLOAD_BYTES)
+    body = compare.upload_body(work_dir, size)
     auth = ["-H", f"Authorization: {engine_api.AUTHORIZATION}"]
     upload_url = f"{base_url}/engine-rest/task/{task_id}/variables/doc/data"
     subprocess.run(["curl", "-s", *auth, *compare._uploads(upload_url, body, 1)], check=True)
     return f"/engine-rest/process-instance/{instance_id}/variables/doc/data"
 
 
-def _download(route: compare.Route, path: str) -> dict[str, float | None]:
+def _download(route: compare.Route, path: str, size: int) -> dict[str, float | None]:
     auth = ["-H", f"Authorization: {engine_api.AUTHORIZATION}"]
     pids = compare._proxy_pids(route)
     before = proc.cpu_seconds(pids)
-    walls = [compare._curl([*auth, "-o", "/dev/null", route.base_url + path]) for _ in range(DOWNLOADS)]
+    url = route.base_url + path
+    walls = [compare._curl([*auth, "-o", "/dev/null", url]) for _ in range(DOWNLOADS)]
     cpu = proc.cpu_seconds(pids) - before if pids else None
-    gigabytes = DOWNLOADS * DOWNLOAD_BYTES / 1e9
+    gigabytes = DOWNLOADS * size / 1e9
     return {
         "wall_seconds": round(statistics.median(walls), 3),
         "cpu_s_per_gb": None if cpu is None else round(cpu / gigabytes, 3),
     }
 
 
-def run(work_dir: Path, rounds: int = ROUNDS, call_seconds: int = CALL_SECONDS) -> dict[str, Any]:
-    with (
-        processes.engine(work_dir) as engine,
-        processes.gateway(work_dir, engine.base_url) as gateway,
-    ):
+def run(
+    work_dir: Path,
+    engine: processes.Running,
+    *,
+    rounds: int = ROUNDS,
+    call_seconds: int = CALL_SECONDS,
+    download_bytes: int = DOWNLOAD_BYTES,
+    variants: dict[str, tuple[str, ...]] = VARIANTS,
+) -> dict[str, Any]:
+    """The cases in front of `engine` (deployed to already): paths started here."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as running:
+        gateway = running.enter_context(processes.gateway(work_dir, engine.base_url))
         engine_address = engine.base_url.removeprefix("http://")
         site = compare.nginx_tuned_site
-        with processes.nginx(work_dir / "tuned", engine_address, site=site) as tuned:
-            routes = {
-                "direct": compare.Route("direct", engine.base_url, None),
-                "nginx-tuned": compare.Route("nginx-tuned", tuned.base_url, tuned.running.pid),
-                "gateway": compare.Route("gateway", gateway.base_url, gateway.running.pid),
-            }
-            engine_api.deploy(engine.base_url)
-            for _ in range(TASKS):
-                engine_api.start_instance(engine.base_url)
-            path = _download_variable(engine.base_url, work_dir)
-            for route in routes.values():  # warm-up: the engine's JIT, every connection pool
-                _download(route, path)
-                for target in CALLS.values():
-                    compare._wrk(route.base_url + target, 32, call_seconds)
-            measured = []
-            for number in range(rounds):
-                for name, route in routes.items():
-                    case: dict[str, Any] = {"round": number, "path": name}
-                    case["download"] = _download(route, path)
-                    for call, target in CALLS.items():
-                        case[call] = {
-                            "32": compare._wrk(route.base_url + target, 32, call_seconds),
-                            "1": compare._wrk(route.base_url + target, 1, call_seconds),
-                        }
-                    measured.append(case)
-                    print(json.dumps(case), flush=True)
+        tuned = running.enter_context(
+            processes.nginx(work_dir / "tuned", engine_address, site=site)
+        )
+        routes = {
+            "direct": compare.Route("direct", engine.base_url, None),
+            "nginx-tuned": compare.Route("nginx-tuned", tuned.base_url, tuned.running.pid),
+            "gateway": compare.Route("gateway", gateway.base_url, gateway.running.pid),
+        }
+        for number, (name, flags) in enumerate(variants.items()):
+            variant_dir = work_dir / f"variant{number}"
+            variant_dir.mkdir()
+            started = running.enter_context(processes.gateway(variant_dir, engine.base_url, *flags))
+            routes[name] = compare.Route(name, started.base_url, started.running.pid)
+        for _ in range(TASKS):
+            engine_api.start_instance(engine.base_url)
+        path = _download_variable(engine.base_url, work_dir, download_bytes)
+        for route in routes.values():  # warm-up: the engine's JIT, every connection pool
+            _download(route, path, download_bytes)
+            for target in CALLS.values():
+                compare._wrk(route.base_url + target, 32, call_seconds)
+        measured = []
+        for number in range(rounds):
+            for name, route in routes.items():
+                case: dict[str, Any] = {"round": number, "path": name}
+                case["download"] = _download(route, path, download_bytes)
+                for call, target in CALLS.items():
+                    case[call] = {
+                        "32": compare._wrk(route.base_url + target, 32, call_seconds),
+                        "1": compare._wrk(route.base_url + target, 1, call_seconds),
+                    }
+                measured.append(case)
+                print(json.dumps(case), flush=True)
     return {
         "engine": processes.engine_name(),
-        "download_bytes": DOWNLOAD_BYTES,
+        "download_bytes": download_bytes,
         "downloads_per_round": DOWNLOADS,
         "call_seconds": call_seconds,
         "rounds": measured,
@@ -105,28 +126,30 @@ def run(work_dir: Path, rounds: int = ROUNDS, call_seconds: int = CALL_SECONDS) 
 
 
 def ratios(measured: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Each goal's ratio per round: {name: {min, median, max}}."""
+    """Each goal's ratio for each gateway, per round: {"gateway: name": {min, median, max}}."""
     per_round: dict[str, list[float]] = {}
     for number in sorted({case["round"] for case in measured}):
         got = {case["path"]: case for case in measured if case["round"] == number}
-        direct, nginx, gateway = (got[path] for path in PATHS)
-        found = {
-            "download wall vs direct": gateway["download"]["wall_seconds"]
-            / direct["download"]["wall_seconds"],
-            "download wall vs nginx": gateway["download"]["wall_seconds"]
-            / nginx["download"]["wall_seconds"],
-            "download CPU vs nginx": gateway["download"]["cpu_s_per_gb"]
-            / nginx["download"]["cpu_s_per_gb"],
-        }
-        for call in CALLS:
-            found[f"{call} req/s at 32 vs nginx"] = (
-                gateway[call]["32"]["requests_per_s"] / nginx[call]["32"]["requests_per_s"]
-            )
-            found[f"{call} p50 added at 1 (ms)"] = (
-                gateway[call]["1"]["p50_ms"] - direct[call]["1"]["p50_ms"]
-            )
-        for name, value in found.items():
-            per_round.setdefault(name, []).append(value)
+        direct, nginx = got["direct"], got["nginx-tuned"]
+        for path, case in got.items():
+            if path in ("direct", "nginx-tuned"):
+                continue
+            wall, cpu = case["download"]["wall_seconds"], case["download"]["cpu_s_per_gb"]
+            found = {
+                "download wall vs direct": _over(wall, direct["download"]["wall_seconds"]),
+                "download wall vs nginx": _over(wall, nginx["download"]["wall_seconds"]),
+                "download CPU vs nginx": _over(cpu, nginx["download"]["cpu_s_per_gb"]),
+            }
+            for call in CALLS:
+                found[f"{call} req/s at 32 vs nginx"] = _over(
+                    case[call]["32"]["requests_per_s"], nginx[call]["32"]["requests_per_s"]
+                )
+                found[f"{call} p50 added at 1 (ms)"] = (
+                    case[call]["1"]["p50_ms"] - direct[call]["1"]["p50_ms"]
+                )
+            for name, value in found.items():
+                if value is not None:  # tiny sizes (--smoke) measure no CPU at all
+                    per_round.setdefault(f"{path}: {name}", []).append(value)
     return {
         name: {
             "min": round(min(values), 3),
@@ -137,13 +160,20 @@ def ratios(measured: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
+def _over(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else value / base
+
+
 def main() -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-engine-cases-"))
-    result = {"machine": compare.machine(), "gateway": compare.gateway_settings(), **run(work_dir)}
+    with processes.engine(work_dir) as engine:
+        engine_api.deploy(engine.base_url)
+        cases = run(work_dir, engine)
+    result = {"machine": compare.machine(), "gateway": compare.gateway_settings(), **cases}
     compare.RESULTS.mkdir(exist_ok=True)
     (compare.RESULTS / "engine_cases.json").write_text(json.dumps(result, indent=1) + "\n")
     for name, spread in result["ratios"].items():
-        print(f"{name}: {spread['median']} ({spread['min']}–{spread['max']})")
+        print(f"{name}: {spread['median']} ({spread['min']} to {spread['max']})")
     return 0
 
 

@@ -48,7 +48,7 @@ def main() -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-levers-"))
     files = work_dir / "files"
     files.mkdir()
-    compare.make_files(files, compare.Plan(((SIZE, 1),), None, 0, 0, ()))
+    compare.make_files(files, compare.Plan(((SIZE, 1),), None, 0, 0, (), {}))
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in VARIANTS}
     with processes.stub_upstream(files) as stub_url:
         unlimited = ("--max-upload-bytes", "0")

@@ -116,6 +116,72 @@ def engine_tables(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The #21 goals: (ratio's name, how it reads, the goal's bound, whether lower is better).
+GOALS = (
+    ("download wall vs direct", "{size} chunked download, wall time vs direct", 1.05, True),
+    ("download wall vs nginx", "the same, vs tuned nginx", 1.0, True),
+    ("download CPU vs nginx", "the same, proxy CPU per GB vs tuned nginx", 1.0, True),
+    ("task query req/s at 32 vs nginx",
+     "`GET /task?maxResults=20`, 32 connections, req/s vs nginx", 0.9, False),
+    ("engine req/s at 32 vs nginx", "`GET /engine`, 32 connections, req/s vs nginx", 0.5, False),
+    ("task query p50 added at 1 (ms)",
+     "`GET /task?maxResults=20`, p50 added at 1 connection (ms)", 0.3, True),
+    ("engine p50 added at 1 (ms)", "`GET /engine`, p50 added at 1 connection (ms)", 0.3, True),
+)  # fmt: skip
+
+
+def cases_tables(cases: dict[str, Any]) -> list[str]:
+    """bench/engine_cases.py: the goals' ratios with their spread, then the figures."""
+    rounds = len({case["round"] for case in cases["rounds"]})
+    gateways = list(dict.fromkeys(c["path"] for c in cases["rounds"]))[2:]
+    lines = [
+        f"Real engine ({cases['engine']}, H2), side by side in {rounds} rounds: direct, tuned "
+        f"nginx and the gateway (its defaults, and each lever switched) in front of the same "
+        f"engine; each cell is the median over the rounds, (lowest to highest):",
+        "",
+        "| goal | bound | " + " | ".join(gateways) + " |",
+        "|---|---|" + "---|" * len(gateways),
+    ]
+    ratios = cases["ratios"]
+    for key, reads, bound, lower in GOALS:
+        cells = []
+        for path in gateways:
+            spread = ratios.get(f"{path}: {key}")
+            if spread is None:
+                cells.append("-")
+                continue
+            met = spread["median"] <= bound if lower else spread["median"] >= bound
+            shown = f"{spread['median']:.2f} ({spread['min']:.2f} to {spread['max']:.2f})"
+            cells.append(f"**{shown}**" if met else shown)
+        sign = "≤" if lower else "≥"
+        shown_reads = reads.format(size=f"{cases['download_bytes'] / 1e6:g} MB")
+        lines.append(f"| {shown_reads} | {sign} {bound} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Bold: the goal met at the median. The figures behind them, medians over the rounds:",
+        "",
+        "| path | download s | CPU s/GB | `/engine` req/s at 32 | p50 ms at 1 "
+        "| task query req/s at 32 | p50 ms at 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in dict.fromkeys(c["path"] for c in cases["rounds"]):
+        mine = [c for c in cases["rounds"] if c["path"] == path]
+
+        def median(pick: Any, of: list[dict[str, Any]] = mine) -> str:
+            values = sorted(v for v in (pick(c) for c in of) if v is not None)
+            return "-" if not values else f"{values[len(values) // 2]:g}"
+
+        lines.append(
+            f"| {path} | {median(lambda c: c['download']['wall_seconds'])} "
+            f"| {median(lambda c: c['download']['cpu_s_per_gb'])} "
+            f"| {median(lambda c: c['engine']['32']['requests_per_s'])} "
+            f"| {median(lambda c: c['engine']['1']['p50_ms'])} "
+            f"| {median(lambda c: c['task query']['32']['requests_per_s'])} "
+            f"| {median(lambda c: c['task query']['1']['p50_ms'])} |"
+        )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     alone = result["client_alone"]
@@ -137,6 +203,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *engine_tables(result),
     ]
+    if "cases" in result["real_engine"]:
+        lines += ["", *cases_tables(result["real_engine"]["cases"])]
     return "\n".join(lines)
 
 

@@ -78,6 +78,16 @@ class Pool:
     connect_timeout: float
     read_timeout: float
     idle: list[socket.socket] = field(default_factory=list)
+    # Buffers of answers that ended, for the next ones: a fresh 1 MiB is a fresh mapping,
+    # faulted in page by page, which cost a small call more than all the rest of it.
+    spare: list[bytearray] = field(default_factory=list)
+
+    def buffer(self) -> bytearray:
+        return self.spare.pop() if self.spare else bytearray(RELAY_BUFFER_BYTES)
+
+    def buffer_back(self, buffer: bytearray) -> None:
+        if len(self.spare) < IDLE_CONNECTIONS:
+            self.spare.append(buffer)
 
     def close(self) -> None:
         for sock in self.idle:
@@ -196,7 +206,7 @@ class Answer:
     def __init__(self, pool: Pool, sock: socket.socket, method: str) -> None:
         self._pool, self._method = pool, method
         self._sock: socket.socket | None = sock
-        self._buffer = bytearray(RELAY_BUFFER_BYTES)
+        self._buffer = pool.buffer()
         self._view = memoryview(self._buffer)
         self._pending = self._view[:0]  # body bytes received with the head, not yet relayed
         self._events = _Events()
@@ -226,6 +236,8 @@ class Answer:
         sock, self._sock = self._sock, None
         if sock is None:
             return
+        self._pending = self._view = memoryview(b"")
+        self._pool.buffer_back(self._buffer)
         if self._reusable and self.complete:
             self._pool.give_back(sock)
         else:
