@@ -57,6 +57,8 @@ from gateway.transfer import (
 
 # A download may ask how to be presented (?disposition=): that is ours, not the engine's.
 DISPOSITION = "disposition"
+# The kinds whose bodyless GETs go on the gateway's own connection (relayable).
+_RELAYED = (routes.Kind.DOWNLOAD, routes.Kind.PASSTHROUGH)
 
 
 def requested_disposition(
@@ -74,12 +76,12 @@ def requested_disposition(
 
 
 def relayable(request: web.Request, route: routes.RouteMatch, config: Config) -> bool:
-    """Whether this request's answer can come on a download's own connection (relay.py):
-    a bodyless GET or HEAD of a binary download from an HTTP/1.1 client, to a plain-HTTP
-    engine, whose answer nothing scans or hashes (those keep the watched path)."""
+    """Whether this request goes on the gateway's own connection (relay.py): a bodyless GET
+    or HEAD (a binary download, or a call passed through) from an HTTP/1.1 client, to a
+    plain-HTTP engine, whose answer nothing scans or hashes (those keep the watched path)."""
     return (
         config.relay == "on"
-        and route.kind is routes.Kind.DOWNLOAD
+        and route.kind in _RELAYED
         and request.method in ("GET", "HEAD")
         and request.version >= aiohttp.HttpVersion11
         and not request.body_exists

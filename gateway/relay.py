@@ -1,14 +1,16 @@
-"""The gateway's own connection to the engine for downloads, whose answer goes to the client
-as the engine framed it.
+"""The gateway's own connection to the engine for bodyless GETs and HEADs, whose answer
+goes to the client as the engine framed it.
 
 Why not aiohttp's client here: its parser decodes the engine's chunked framing as it reads
-and hands the body over a chunk at a time (Operaton sends 8 KiB chunks), which download.py
-then had to frame again for the client: Python calls for every 8 KiB, and a framing nobody
-asked for. Here the engine's bytes come into one buffer (RELAY_BUFFER_BYTES), llhttp
-(httptools, the C parser uvicorn uses) walks them to know where the body ends and whether
-its framing holds, and the same bytes go to the client unchanged: per buffer one receive,
-one parse in C and one send, and chunk sizes, extensions and trailers as the engine wrote
-them. A body of declared length is counted instead, and spliced when large (splice.py).
+and hands the body over a chunk at a time (Operaton sends its downloads in 8 KiB chunks),
+which download.py then had to frame again for the client: Python calls for every 8 KiB,
+and a framing nobody asked for. Here the engine's bytes come into one buffer
+(RELAY_BUFFER_BYTES), llhttp (httptools, the C parser uvicorn uses) walks them to know
+where the body ends and whether its framing holds, and the same bytes go to the client
+unchanged: per buffer one receive, one parse in C and one send, and chunk sizes,
+extensions and trailers as the engine wrote them. A body of declared length is counted
+instead, and spliced when large (splice.py). For a small call the same path is also the
+cheaper one (bench/engine_cases.py: `--relay off` against on).
 
 httptools does not say where in a buffer an answer ended, so the ends are placed here:
 - the head ends at its first CRLF CRLF (llhttp refuses a bare LF, so it can end nowhere
@@ -18,12 +20,16 @@ httptools does not say where in a buffer an answer ended, so the ends are placed
   buffer (an answer nobody asked for), the end cannot be placed, so the client's
   connection is cut, as for broken framing: a short body never looks whole, and the
   engine's surplus never reaches another request.
+llhttp is strict where aiohttp's client is lenient: a control character in a header (DEL)
+makes the answer invalid (502), as RFC 9110 says it is.
 
-Used for GET and HEAD of binary downloads that nothing watches (no clamd, no
-Want-Repr-Digest) from HTTP/1.1 clients, with `--relay on`; everything else keeps aiohttp's
-client. Connections are kept alive in a pool of idle ones, each checked before reuse (a
-connection with bytes or an end waiting is dropped); a GET that finds a reused connection
-closed before any answer byte is sent once more on a new one, as aiohttp and nginx do.
+Used for bodyless GET and HEAD requests (binary downloads and calls passed through) that
+nothing watches (no clamd on downloads, no Want-Repr-Digest) from HTTP/1.1 clients, with
+`--relay on`; requests with a body, and watched answers, keep aiohttp's client.
+Connections are kept alive in a pool of idle ones, each checked before reuse (a
+connection with bytes or an end waiting is dropped); a request that finds a reused
+connection closed before any answer byte is sent once more on a new one, as aiohttp and
+nginx do for idempotent requests.
 """
 
 from __future__ import annotations

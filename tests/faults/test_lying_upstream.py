@@ -20,10 +20,12 @@ GOOD = Script(answer("HTTP/1.1 200 OK\nContent-Length: 4", b"GOOD"))
 OCTETS = "HTTP/1.1 200 OK\nContent-Type: application/octet-stream"
 
 
-def finished(gateway: InProcessGateway, outcome: str, status_class: str) -> float:
+def finished(
+    gateway: InProcessGateway, outcome: str, status_class: str, method: str = "GET"
+) -> float:
     registry = gateway.servers.public.app[METRICS].registry
     labels = {
-        "method": "GET",
+        "method": method,
         "route": "passthrough",
         "status_class": status_class,
         "outcome": outcome,
@@ -32,10 +34,10 @@ def finished(gateway: InProcessGateway, outcome: str, status_class: str) -> floa
 
 
 async def counted(
-    gateway: InProcessGateway, outcome: str, status_class: str, times: int = 1
+    gateway: InProcessGateway, outcome: str, status_class: str, times: int = 1, method: str = "GET"
 ) -> None:
     await poll_until(
-        lambda: finished(gateway, outcome, status_class) == times,
+        lambda: finished(gateway, outcome, status_class, method) == times,
         timeout_seconds=DEADLINE_SECONDS,
         what=f"{outcome} counted",
     )
@@ -125,16 +127,33 @@ async def test_invalid_header_bytes_give_502_without_the_engines_bytes(
 async def test_control_characters_the_parser_lets_through_go_out_as_spaces(
     gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
-    # aiohttp's lenient response parser accepts DEL; its writer would refuse to send it and
-    # fail the whole response.
+    # aiohttp's lenient response parser (the answers to requests with a body) accepts DEL;
+    # its writer would refuse to send it and fail the whole response.
     head = "HTTP/1.1 200 Fine\x7fReason\nX-Note: a\x7fb\nContent-Length: 4"
     async with serving(Script(answer(head, b"BODY")), GOOD) as upstream:
         async with gateway_for(upstream.url) as gateway:
-            async with client.get(gateway.url + PATH) as response:
+            async with client.post(gateway.url + PATH, data=b"{}") as response:
                 assert (response.status, await response.read()) == (200, b"BODY")
                 assert response.headers["X-Note"] == "a b"
                 assert response.reason == "Fine Reason"
-            await counted(gateway, "complete", "2xx")
+            await counted(gateway, "complete", "2xx", method="POST")
+
+
+async def test_llhttp_refuses_control_characters_in_an_answer_to_a_get(
+    gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    # A bodyless GET goes on the gateway's own connection, whose parser (llhttp) holds to
+    # RFC 9110: DEL is no field-value character.
+    head = "HTTP/1.1 200 OK\nX-Note: a\x7fb\nContent-Length: 4"
+    async with serving(Script(answer(head, b"BODY")), GOOD) as upstream:
+        async with gateway_for(upstream.url) as gateway:
+            async with client.get(gateway.url + PATH) as response:
+                assert response.status == 502
+                body = await response.json()
+            assert body["message"] == (
+                "The engine's answer is not valid HTTP: Invalid header value char"
+            )
+            await next_request_works(client, gateway)
 
 
 async def test_a_reset_instead_of_an_answer_gives_502_and_the_next_request_works(
@@ -157,15 +176,16 @@ async def test_a_reset_instead_of_an_answer_gives_502_and_the_next_request_works
 async def test_broken_chunk_framing_mid_body_cuts_the_client_within_the_read_timeout(
     gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
-    # aiohttp's C parser loses this error, and its sock_read timer with it; the gateway's
-    # own deadline on each read is what cuts the client here.
+    # aiohttp's C parser (the answers to requests with a body) loses this error, and its
+    # sock_read timer with it; the gateway's own deadline on each read cuts the client here.
+    # A GET's answer is checked by llhttp instead, at once (tests/faults/test_relay.py).
     chunk = b"10000\r\n" + b"c" * 65536 + b"\r\n"
     broken = answer(f"{OCTETS}\nTransfer-Encoding: chunked", chunk * 4 + b"zz\r\nnot a chunk\r\n")
     async with serving(Script(broken), GOOD) as upstream:
         async with gateway_for(upstream.url, read_timeout_seconds=0.5) as gateway:
-            async with client.get(gateway.url + PATH) as response:
+            async with client.post(gateway.url + PATH, data=b"{}") as response:
                 assert response.status == 200
                 with pytest.raises(aiohttp.ClientPayloadError):
                     await response.read()
-            await counted(gateway, "timeout", "2xx")
+            await counted(gateway, "timeout", "2xx", method="POST")
             await next_request_works(client, gateway)
