@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -350,11 +351,23 @@ def classify(method: str, raw_path: str, roots: ApiRoots = REST_ONLY) -> RouteMa
     if found_root is None:
         return PASSTHROUGH
     root, below = found_root
-    return dataclasses.replace(_match(method, below), root=root)
+    matched = _match(method, below)
+    if matched is PASSTHROUGH:  # most calls: one RouteMatch per root, not one per request
+        return _passthrough_below(root)
+    return dataclasses.replace(matched, root=root)
+
+
+@functools.lru_cache(maxsize=64)
+def _passthrough_below(root: str) -> RouteMatch:
+    return dataclasses.replace(PASSTHROUGH, root=root)
+
+
+# Every binary route's path ends so: the others need not try each pattern.
+_BINARY_ENDS = ("/data", "/create")
 
 
 def _match(method: str, below: str) -> RouteMatch:
-    for route in BINARY_ROUTES:
+    for route in BINARY_ROUTES if below.endswith(_BINARY_ENDS) else ():
         match = route.pattern.match(below)
         if match is None:
             continue

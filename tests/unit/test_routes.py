@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway import routes
 from gateway.jsonvalues import parse_place
 from gateway.routes import (
     JSON_DOORS,
@@ -345,3 +346,11 @@ def test_without_webapp_paths_only_engine_rest_is_an_api_root() -> None:
     assert (
         classify("GET", "/operaton/api/engine/engine/default/variable-instance/v1/data").root == ""
     )
+
+
+def test_every_binary_route_ends_as_the_quick_filter_expects() -> None:
+    # classify tries the binary patterns only for paths ending so: a route ending otherwise
+    # would never match.
+    for route in routes.BINARY_ROUTES:
+        ends = tuple(f"{end}$" for end in routes._BINARY_ENDS)
+        assert route.pattern.pattern.endswith(ends), route.pattern.pattern
