@@ -47,9 +47,11 @@ def connection_listed(headers: Headers) -> frozenset[str]:
 
 def end_to_end(headers: Headers, also_dropped: Iterable[str] = ()) -> CIMultiDict[str]:
     """A copy of `headers` without hop-by-hop fields, order and repeats kept."""
-    dropped = HOP_BY_HOP | connection_listed(headers) | frozenset(also_dropped)
+    dropped = HOP_BY_HOP | frozenset(also_dropped)
+    if "Connection" in headers:
+        dropped |= connection_listed(headers)
     return CIMultiDict(
-        (name, value) for name, value in headers.items() if name.lower() not in dropped
+        [(name, value) for name, value in headers.items() if name.lower() not in dropped]
     )
 
 
