@@ -1,6 +1,6 @@
 """`make bench-engine-download`: what a binary download from the REAL ENGINE costs through
 the gateway, where the engine sends it chunked (8 KiB chunks, no Content-Length), so
-`--splice` cannot apply.
+`--splice` cannot apply: it is relayed as the engine framed it (gateway/relay.py).
 
 One 100 MB Bytes variable, uploaded once straight to the engine, then downloaded with curl
 ROUNDS times, each round DOWNLOADS downloads direct and as many through the gateway,

@@ -218,23 +218,67 @@ def chart(result: dict[str, Any], path: Path) -> None:
     present = [cell for cell in CHART_CELLS if ("gateway", "download", *cell) in index]
     if not present:
         present = sorted({(c["size"], c["concurrency"]) for c in result["stub"]["cases"]})
-    figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    cases = result.get("real_engine", {}).get("cases")
+    panels = 3 if cases else 2
+    figure, all_axes = plt.subplots(
+        1, panels, figsize=(6.5 * panels, 4.5), gridspec_kw={"width_ratios": [1] * panels}
+    )
+    axes = all_axes[:2]
+    axes[1].sharey(axes[0])
     width = 0.8 / len(PATHS)
     for axis, direction in zip(axes, ("download", "upload"), strict=True):
         for offset, name in enumerate(PATHS):
             values = [index.get((name, direction, *cell), {"mb_s": 0})["mb_s"] for cell in present]
             positions = [i + offset * width for i in range(len(present))]
-            axis.bar(positions, values, width, label=name)
+            axis.bar(positions, values, width, label=name, color=_color(name))
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(present))])
         axis.set_xticklabels([f"{size_name(s)} x {c}" for s, c in present])
         axis.set_title(f"{direction} (stub upstream)")
         axis.set_ylabel("MB/s")
         axis.grid(axis="y", alpha=0.3)
     axes[0].legend()
+    if cases:
+        _cases_panel(all_axes[2], cases)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _color(path: str) -> str:
+    """One colour a path in every panel; the gateway's variants after the five paths."""
+    palette: list[str] = [f"C{i}" for i in range(10)]
+    variants = ("gateway --event-loop uvloop", "gateway --workers 2", "gateway --relay off")
+    named = (*PATHS, *variants)
+    return palette[named.index(path) % 10] if path in named else "C9"
+
+
+def _cases_panel(axis: Any, cases: dict[str, Any]) -> None:
+    """The real engine: each path's median over the rounds, as a share of direct's."""
+    paths = list(dict.fromkeys(c["path"] for c in cases["rounds"]))
+    measures = {
+        "download\n(1 / wall)": lambda c: 1 / c["download"]["wall_seconds"],
+        "/engine\nreq/s at 32": lambda c: c["engine"]["32"]["requests_per_s"],
+        "task query\nreq/s at 32": lambda c: c["task query"]["32"]["requests_per_s"],
+    }
+    width = 0.8 / len(paths)
+    for offset, path in enumerate(paths):
+        shares = []
+        for pick in measures.values():
+
+            def median(of: str, pick: Any = pick) -> float:
+                values = sorted(pick(c) for c in cases["rounds"] if c["path"] == of)
+                return float(values[len(values) // 2])
+
+            shares.append(median(path) / median("direct"))
+        positions = [i + offset * width for i in range(len(measures))]
+        axis.bar(positions, shares, width, label=path, color=_color(path))
+    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(measures))])
+    axis.set_xticklabels(list(measures))
+    axis.set_title(f"real engine ({cases['engine']}): share of direct")
+    axis.axhline(1.0, color="grey", linewidth=0.8)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=7)
 
 
 def update_readme(result: dict[str, Any], readme: Path = README) -> None:

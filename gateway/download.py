@@ -57,8 +57,9 @@ from gateway.transfer import (
 
 # A download may ask how to be presented (?disposition=): that is ours, not the engine's.
 DISPOSITION = "disposition"
-# The kinds whose bodyless GETs go on the gateway's own connection (relayable).
-_RELAYED = (routes.Kind.DOWNLOAD, routes.Kind.PASSTHROUGH)
+# The kinds whose bodyless GETs go on the gateway's own connection (relayable): a JSON
+# door's GET (a task or variable query) too, its answer watched only with clamd.
+_RELAYED = (routes.Kind.DOWNLOAD, routes.Kind.PASSTHROUGH, routes.Kind.JSON)
 
 
 def requested_disposition(

@@ -50,6 +50,7 @@ from gateway import errors
 RELAY_BUFFER_BYTES = 1 << 20
 HEAD_LIMIT_BYTES = 64 * 1024  # aiohttp's client takes 8 KiB a line; the whole head here
 IDLE_CONNECTIONS = 32  # kept per process; more at once are opened and closed as needed
+SPARE_BODIES = 4  # body buffers kept for the next downloads
 HEAD_END = b"\r\n\r\n"
 
 
@@ -84,16 +85,20 @@ class Pool:
     connect_timeout: float
     read_timeout: float
     idle: list[socket.socket] = field(default_factory=list)
-    # Buffers of answers that ended, for the next ones: a fresh 1 MiB is a fresh mapping,
-    # faulted in page by page, which cost a small call more than all the rest of it.
-    spare: list[bytearray] = field(default_factory=list)
+    # Buffers of answers that ended, for the next ones, by size: a head's (every answer),
+    # and a body's, taken only when a body is relayed, so that a small call holds 64 KiB,
+    # not 1 MiB. A fresh 1 MiB is a fresh mapping, faulted in page by page, which had
+    # cost a small call more than all the rest of it.
+    spare: dict[int, list[bytearray]] = field(default_factory=dict)
 
-    def buffer(self) -> bytearray:
-        return self.spare.pop() if self.spare else bytearray(RELAY_BUFFER_BYTES)
+    def buffer(self, size: int) -> bytearray:
+        kept = self.spare.get(size)
+        return kept.pop() if kept else bytearray(size)
 
     def buffer_back(self, buffer: bytearray) -> None:
-        if len(self.spare) < IDLE_CONNECTIONS:
-            self.spare.append(buffer)
+        kept = self.spare.setdefault(len(buffer), [])
+        if len(kept) < (IDLE_CONNECTIONS if len(buffer) <= HEAD_LIMIT_BYTES else SPARE_BODIES):
+            kept.append(buffer)
 
     def close(self) -> None:
         for sock in self.idle:
@@ -212,8 +217,9 @@ class Answer:
     def __init__(self, pool: Pool, sock: socket.socket, method: str) -> None:
         self._pool, self._method = pool, method
         self._sock: socket.socket | None = sock
-        self._buffer = pool.buffer()
+        self._buffer = pool.buffer(HEAD_LIMIT_BYTES)
         self._view = memoryview(self._buffer)
+        self._wide = False  # a body is relayed: received RELAY_BUFFER_BYTES at a time
         self._pending = self._view[:0]  # body bytes received with the head, not yet relayed
         self._events = _Events()
         self._parser = httptools.HttpResponseParser(self._events)
@@ -268,6 +274,10 @@ class Answer:
     async def _receive_body(self) -> int:
         """Bytes received into the buffer. Raises TimeoutError, or Ended when the engine
         reset the connection."""
+        if self._wide and len(self._buffer) < RELAY_BUFFER_BYTES:  # nothing pending in it
+            self._pool.buffer_back(self._buffer)
+            self._buffer = self._pool.buffer(RELAY_BUFFER_BYTES)
+            self._view = memoryview(self._buffer)
         try:
             return await self._receive(self._view)
         except TimeoutError:
@@ -354,6 +364,7 @@ class Answer:
     async def read_some(self) -> bytes:
         """The next piece of a body that runs to the engine's close; b"" at its end."""
         assert self.framing is Framing.EOF
+        self._wide = True
         if self._pending:
             piece, self._pending = bytes(self._pending), self._view[:0]
             return piece
@@ -395,6 +406,7 @@ class Answer:
         already on the wire). Raises Ended or TimeoutError (the engine's side), and
         ConnectionResetError (the client's)."""
         loop = asyncio.get_running_loop()
+        self._wide = True
         while not self.complete:
             piece = self._watched(await self._next())
             try:

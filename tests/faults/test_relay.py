@@ -10,7 +10,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from gateway.state import METRICS
+from gateway import relay
+from gateway.state import METRICS, RELAY
 from tests.faults.polling import poll_until
 from tests.faults.scripted_upstream import Script, ScriptedUpstream, Then, answer, serving
 from tests.faults.test_lying_upstream import INVALID_HEADS
@@ -292,3 +293,23 @@ async def test_no_head_within_the_read_timeout_gives_504(
                 assert response.status == 504
                 assert (await response.json())["type"] == "UpstreamTimeoutException"
             await counted(gateway, "timeout", "5xx")
+
+
+async def test_a_small_answer_holds_a_head_buffer_only_and_a_download_a_body_buffer(
+    gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    # Memory per request: 64 KiB for a small call, 1 MiB only while a body is relayed.
+    small = Script(answer("HTTP/1.1 200 OK\nContent-Length: 2", b"[]"), Then.KEEP)
+    large = Script(answer(CHUNKED, BODY * 20 + LAST))  # more than comes with the head
+    async with serving(small, large) as upstream, gateway_for(upstream.url) as gateway:
+        pool = gateway.servers.public.app[RELAY]
+        async with client.get(gateway.url + "/engine-rest/task") as response:
+            assert (response.status, await response.read()) == (200, b"[]")
+        assert set(pool.spare) == {relay.HEAD_LIMIT_BYTES}
+        async with client.get(gateway.url + PATH) as response:
+            assert (response.status, await response.read()) == (200, PIECE * 20)
+        await poll_until(
+            lambda: bool(pool.spare.get(relay.RELAY_BUFFER_BYTES)),
+            timeout_seconds=DEADLINE_SECONDS,
+            what="the body buffer given back for the next download",
+        )
