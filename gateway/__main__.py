@@ -74,7 +74,12 @@ OPTIONS = (
         "longest silence from a client while its request body streams; then 408 and the "
         "engine request is aborted",
     ),
-    Option("upstream_connections", int, "size of the connection pool to the engine"),
+    Option(
+        "upstream_connections",
+        int,
+        "connections to the engine at once, in each of the two pools: aiohttp's (requests "
+        "with a body) and the relay's (bodyless GET and HEAD); more requests wait for one",
+    ),
     Option(
         "max_upload_bytes",
         int,

@@ -154,6 +154,7 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
             origin.port or 80,
             config.connect_timeout_seconds,
             config.read_timeout_seconds,
+            limit=config.upstream_connections,
         )
         admin[CLIENT] = client
         yield

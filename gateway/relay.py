@@ -84,7 +84,10 @@ class Pool:
     port: int
     connect_timeout: float
     read_timeout: float
+    limit: int = 100  # connections at once, as --upstream-connections bounds aiohttp's
     idle: list[socket.socket] = field(default_factory=list)
+    in_use: int = 0
+    slots: asyncio.Semaphore | None = None  # made in the running loop, on first use
     # Buffers of answers that ended, for the next ones, by size: a head's (every answer),
     # and a body's, taken only when a body is relayed, so that a small call holds 64 KiB,
     # not 1 MiB. A fresh 1 MiB is a fresh mapping, faulted in page by page, which had
@@ -99,6 +102,18 @@ class Pool:
         kept = self.spare.setdefault(len(buffer), [])
         if len(kept) < (IDLE_CONNECTIONS if len(buffer) <= HEAD_LIMIT_BYTES else SPARE_BODIES):
             kept.append(buffer)
+
+    async def hold(self) -> None:
+        """One of `limit` slots, waited for as aiohttp's connector waits for a connection."""
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.limit)
+        await self.slots.acquire()
+        self.in_use += 1
+
+    def let_go(self) -> None:
+        assert self.slots is not None
+        self.in_use -= 1
+        self.slots.release()
 
     def close(self) -> None:
         for sock in self.idle:
@@ -188,23 +203,29 @@ def request_head(method: str, path_qs: str, headers: CIMultiDict[str], host: str
 async def ask(pool: Pool, method: str, path_qs: str, headers: CIMultiDict[str]) -> Answer:
     """Sends a bodyless request and reads the answer's head. Raises EngineError."""
     head = request_head(method, path_qs, headers, f"{pool.host}:{pool.port}")
-    reused = pool.taken()
-    while True:
-        sock = reused or await pool.connect()
-        answer = Answer(pool, sock, method)
-        try:
-            await answer.send(head)
-            await answer.read_head()
-            return answer
-        except _ClosedBeforeAnswer as closed:
-            answer.close()
-            if reused is None:
-                detail = str(closed.__cause__ or "the engine closed the connection")
-                raise EngineError(errors.upstream_unreachable(detail)) from closed
-            reused = None  # a kept-alive connection the engine had closed: once more, anew
-        except BaseException:
-            answer.close()
-            raise
+    await pool.hold()
+    try:
+        reused = pool.taken()
+        while True:
+            sock = reused or await pool.connect()
+            answer = Answer(pool, sock, method)
+            try:
+                await answer.send(head)
+                await answer.read_head()
+                answer.holds_slot = True  # let go of when the answer closes
+                return answer
+            except _ClosedBeforeAnswer as closed:
+                answer.close()
+                if reused is None:
+                    detail = str(closed.__cause__ or "the engine closed the connection")
+                    raise EngineError(errors.upstream_unreachable(detail)) from closed
+                reused = None  # a kept-alive connection the engine had closed: anew
+            except BaseException:
+                answer.close()
+                raise
+    except BaseException:
+        pool.let_go()
+        raise
 
 
 class _ClosedBeforeAnswer(Exception):
@@ -220,6 +241,7 @@ class Answer:
         self._buffer = pool.buffer(HEAD_LIMIT_BYTES)
         self._view = memoryview(self._buffer)
         self._wide = False  # a body is relayed: received RELAY_BUFFER_BYTES at a time
+        self.holds_slot = False  # one of the pool's slots, from ask
         self._pending = self._view[:0]  # body bytes received with the head, not yet relayed
         self._events = _Events()
         self._parser = httptools.HttpResponseParser(self._events)
@@ -245,6 +267,9 @@ class Answer:
 
     def close(self) -> None:
         """Back to the pool when the answer was read exactly to its end, else closed."""
+        if self.holds_slot:
+            self.holds_slot = False
+            self._pool.let_go()
         sock, self._sock = self._sock, None
         if sock is None:
             return

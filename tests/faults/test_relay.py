@@ -313,3 +313,29 @@ async def test_a_small_answer_holds_a_head_buffer_only_and_a_download_a_body_buf
             timeout_seconds=DEADLINE_SECONDS,
             what="the body buffer given back for the next download",
         )
+
+
+async def test_the_relay_holds_to_upstream_connections_and_gives_each_slot_back(
+    gateway_for: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    # One connection at once: a broken answer and whole ones each give their slot back, so
+    # requests that wait for it are answered in turn, on the one kept-alive connection.
+    dying = Script(answer(CHUNKED, BODY + b"2000\r\n" + PIECE[:1000]), Then.CLOSE)
+    async with serving(dying, GOOD, GOOD, GOOD) as upstream:
+        async with gateway_for(upstream.url, upstream_connections=1) as gateway:
+            pool = gateway.servers.public.app[RELAY]
+            async with client.get(gateway.url + PATH) as response:
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await response.read()
+
+            async def download() -> bytes:
+                async with client.get(gateway.url + PATH) as response:
+                    return await response.read()
+
+            assert await asyncio.gather(*(download() for _ in range(3))) == [PIECE * 3] * 3
+            assert len(set(upstream.connections[1:])) == 1  # never two at once
+            await poll_until(
+                lambda: pool.in_use == 0,
+                timeout_seconds=DEADLINE_SECONDS,
+                what="every slot given back",
+            )
