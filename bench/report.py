@@ -152,13 +152,13 @@ def cases_tables(cases: dict[str, Any]) -> list[str]:
                 continue
             met = spread["median"] <= bound if lower else spread["median"] >= bound
             shown = f"{spread['median']:.2f} ({spread['min']:.2f} to {spread['max']:.2f})"
-            cells.append(f"**{shown}**" if met else shown)
+            cells.append(f"{shown} \\*" if met else shown)
         sign = "≤" if lower else "≥"
         shown_reads = reads.format(size=f"{cases['download_bytes'] / 1e6:g} MB")
         lines.append(f"| {shown_reads} | {sign} {bound} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Bold: the goal met at the median. The figures behind them, medians over the rounds:",
+        "Starred: the goal met at the median. The figures behind them, medians over the rounds:",
         "",
         "| path | download s | CPU s/GB | `/engine` req/s at 32 | p50 ms at 1 "
         "| task query req/s at 32 | p50 ms at 1 |",

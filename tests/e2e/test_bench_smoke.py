@@ -38,3 +38,4 @@ def test_the_benchmark_runs_every_case_and_reports_them(tmp_path: Path) -> None:
     assert text.endswith("after\n")
     assert "old" not in text
     assert "| upload | 64 KiB x 2 |" in text
+    assert "| `GET /engine`, 32 connections, req/s vs nginx | ≥ 0.5 |" in text  # #21's goals
