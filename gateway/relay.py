@@ -37,15 +37,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway import errors
+from gateway import errors, splice
 
 RELAY_BUFFER_BYTES = 1 << 20
 HEAD_LIMIT_BYTES = 64 * 1024  # aiohttp's client takes 8 KiB a line; the whole head here
@@ -151,11 +154,14 @@ class Pool:
                     sock.setblocking(False)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     try:
-                        await loop.sock_connect(sock, address)
+                        await _connected(sock, address)
                         return sock
                     except OSError as error:
                         sock.close()
                         failure = error
+                    except BaseException:
+                        sock.close()
+                        raise
                 raise failure
         except TimeoutError as error:
             detail = f"connection timeout to {self.host}:{self.port}"
@@ -282,7 +288,7 @@ class Answer:
 
     async def send(self, head: bytes) -> None:
         try:
-            await asyncio.get_running_loop().sock_sendall(self._socket, head)
+            await _sent(self._socket, head)
         except OSError as error:
             raise _ClosedBeforeAnswer from error
 
@@ -292,9 +298,14 @@ class Answer:
         return self._sock
 
     async def _receive(self, into: memoryview) -> int:
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._pool.read_timeout):
-            return await loop.sock_recv_into(self._socket, into)
+        """Bytes received into `into`, as soon as there are any; TimeoutError after the
+        read timeout without."""
+        sock = self._socket
+        while True:
+            try:
+                return sock.recv_into(into)
+            except BlockingIOError:
+                await splice.ready(sock.fileno(), writable=False, within=self._pool.read_timeout)
 
     async def _receive_body(self) -> int:
         """Bytes received into the buffer. Raises TimeoutError, or Ended when the engine
@@ -430,12 +441,11 @@ class Answer:
         """The body, framing and all, to `sink` (the client's socket, the answer's head
         already on the wire). Raises Ended or TimeoutError (the engine's side), and
         ConnectionResetError (the client's)."""
-        loop = asyncio.get_running_loop()
         self._wide = True
         while not self.complete:
             piece = self._watched(await self._next())
             try:
-                await loop.sock_sendall(sink, piece)
+                await _sent(sink, piece)
             except OSError as error:
                 raise ConnectionResetError("the client's connection is gone") from error
             count(len(piece))
@@ -451,6 +461,31 @@ class Answer:
     def spliced(self) -> None:
         self._remaining = 0
         self._events.complete = True
+
+
+# asyncio's sock_* calls are not used: when one is cancelled (the client left), it takes
+# its descriptor off the event loop a turn later, by number, after the socket here may
+# have been closed and the number given to another connection. splice.ready takes it off
+# before it returns.
+
+
+async def _connected(sock: socket.socket, address: Any) -> None:
+    error = sock.connect_ex(address)
+    if error in (errno.EINPROGRESS, errno.EWOULDBLOCK):
+        await splice.ready(sock.fileno(), writable=True, within=None)
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, os.strerror(error))
+
+
+async def _sent(sock: socket.socket, data: bytes | memoryview) -> None:
+    """All of `data` into the socket, waiting while it is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            await splice.ready(sock.fileno(), writable=True, within=None)
 
 
 @contextlib.contextmanager

@@ -82,7 +82,7 @@ def _pipe() -> Iterator[tuple[int, int, int]]:
         os.close(write_end)
 
 
-async def _ready(fd: int, *, writable: bool, within: float | None) -> None:
+async def ready(fd: int, *, writable: bool, within: float | None) -> None:
     """Until `fd` is readable (or writable); TimeoutError after `within` seconds."""
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
@@ -180,9 +180,9 @@ async def _pump(
                         moved = True
                 if not moved:
                     if in_pipe:
-                        await _ready(sink, writable=True, within=None)
+                        await ready(sink, writable=True, within=None)
                     else:
-                        await _ready(source, writable=False, within=read_timeout)
+                        await ready(source, writable=False, within=read_timeout)
     finally:
         os.close(source)
         os.close(sink)
@@ -206,7 +206,7 @@ async def flushed(request: web.Request) -> None:
     watched = os.dup(fd)
     try:
         while transport.get_write_buffer_size():
-            await _ready(watched, writable=True, within=None)
+            await ready(watched, writable=True, within=None)
             await asyncio.sleep(0)  # let the transport's own writer run on this readiness
     finally:
         os.close(watched)
