@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 
 import aiohttp
 from aiohttp import web
@@ -239,41 +240,73 @@ async def _relayed(
 ) -> web.StreamResponse:
     """The rest of a relayed answer (relay.py): chunked bytes as the engine framed them, a
     declared body spliced or relayed, a body that runs to the engine's close framed here."""
+    if answer.framing is relay.Framing.EOF:
+        moving = _framed_here(response, transfer, answer)
+    elif splice.large_enough(request, answer.content_length, config.splice == "on"):
+        moving = _spliced_from(request, response, transfer, answer, config)
+    else:
+        if answer.framing is relay.Framing.CHUNKED:
+            # aiohttp framed nothing yet and frames nothing now: the engine's chunk sizes
+            # and last chunk go out as they came (a public StreamWriter field).
+            assert isinstance(writer, StreamWriter)
+            writer.chunked = False
+        moving = _as_framed(request, transfer, answer)
+    return await _moved(request, response, transfer, moving)
+
+
+async def _framed_here(
+    response: web.StreamResponse, transfer: Transfer, answer: relay.Answer
+) -> None:
+    while chunk := await answer.read_some():
+        await response.write(chunk)
+        transfer.sent_down(len(chunk))
+
+
+async def _spliced_from(
+    request: web.Request,
+    response: web.StreamResponse,
+    transfer: Transfer,
+    answer: relay.Answer,
+    config: Config,
+) -> None:
+    buffered, source, remaining = answer.splice_source()
+    await splice.relay_from(
+        request,
+        response,
+        buffered,
+        source,
+        remaining,
+        transfer.sent_down,
+        config.read_timeout_seconds,
+    )
+    answer.spliced()
+
+
+async def _as_framed(request: web.Request, transfer: Transfer, answer: relay.Answer) -> None:
+    await splice.flushed(request)
+    client = splice.client_fd(request)
+    if client is None:
+        raise ConnectionResetError("the client's connection is gone")
+    with relay.duplicate(client) as sink:
+        await answer.relay(sink, transfer.sent_down)
+
+
+async def _moved(
+    request: web.Request,
+    response: web.StreamResponse,
+    transfer: Transfer,
+    moving: Coroutine[None, None, None],
+) -> web.StreamResponse:
+    """The body moved by `moving` (spliced or relayed), and its end: written, or, when the
+    engine's side broke or fell silent, the client's connection cut."""
     try:
-        if answer.framing is relay.Framing.EOF:
-            while chunk := await answer.read_some():
-                await response.write(chunk)
-                transfer.sent_down(len(chunk))
-        elif splice.large_enough(request, answer.content_length, config.splice == "on"):
-            buffered, source, remaining = answer.splice_source()
-            await splice.relay_from(
-                request,
-                response,
-                buffered,
-                source,
-                remaining,
-                transfer.sent_down,
-                config.read_timeout_seconds,
-            )
-            answer.spliced()
-        else:
-            if answer.framing is relay.Framing.CHUNKED:
-                # aiohttp framed nothing yet and frames nothing now: the engine's chunk
-                # sizes and last chunk go out as they came (a public StreamWriter field).
-                assert isinstance(writer, StreamWriter)
-                writer.chunked = False
-            await splice.flushed(request)
-            client = splice.client_fd(request)
-            if client is None:
-                raise ConnectionResetError("the client's connection is gone")
-            with relay.duplicate(client) as sink:
-                await answer.relay(sink, transfer.sent_down)
+        await moving
     except TimeoutError:
         abort_client(request, transfer, "timeout")
         return response
     except ConnectionResetError:
         raise  # the client left: handled in proxy.handle
-    except (relay.Ended, splice.UpstreamEnded, OSError):
+    except (relay.Ended, splice.UpstreamEnded, aiohttp.ClientError, OSError):
         abort_client(request, transfer, "upstream_abort")
         return response
     await response.write_eof()
@@ -287,20 +320,10 @@ async def _spliced(
     upstream: aiohttp.ClientResponse,
     config: Config,
 ) -> web.StreamResponse:
-    try:
-        await splice.relay(
-            request, response, upstream, transfer.sent_down, config.read_timeout_seconds
-        )
-    except TimeoutError:
-        abort_client(request, transfer, "timeout")
-        return response
-    except ConnectionResetError:
-        raise  # the client left: handled in proxy.handle
-    except (splice.UpstreamEnded, aiohttp.ClientError, OSError):
-        abort_client(request, transfer, "upstream_abort")
-        return response
-    await response.write_eof()
-    return response
+    moving = splice.relay(
+        request, response, upstream, transfer.sent_down, config.read_timeout_seconds
+    )
+    return await _moved(request, response, transfer, moving)
 
 
 async def _chunk_loop(
