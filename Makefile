@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -111,6 +111,11 @@ bench-levers: $(VENV)/.installed e2e-tools
 
 bench-profile: $(VENV)/.installed e2e-tools
 	$(PY) bench/profile.py
+
+# The least a Python relay of an upload and an aiohttp server's small call cost here,
+# beside the gateway's figures (bench/results/floors.json).
+bench-floors: $(VENV)/.installed e2e-tools
+	$(PY) bench/floors.py
 
 bench-memory: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/memory_100mb.py
