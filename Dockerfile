@@ -1,22 +1,27 @@
-# The gateway's container image:  docker build -t engine-gateway .
+# The gateway's container image. `make image` builds it with podman on a base made from
+# Debian's packages (deploy/images/base.sh); where a registry is reachable:
+#   make wheelhouse && docker build -t engine-gateway:0.1.0 .
 #
-# Two stages: the first installs the package into a virtualenv, the second copies only that
-# virtualenv onto the same slim Python base: no compiler, no pip, no sources in the image.
-# The command is the console script `engine-gateway`, the same one every test starts
-# (tests/processes.py: GATEWAY_COMMAND), configured by ENGINE_GATEWAY_* variables.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The wheels are built on the host (`make wheelhouse`: the project and the versions its
+# tests ran with, and pip's own wheel), so nothing is downloaded inside the build. Two
+# stages: the first installs those wheels into a virtualenv with no pip of its own (pip runs
+# from its wheel, offline), the second copies only that virtualenv onto the same base: no
+# compiler, no pip, no sources, no wheels in the image. The command is the console script
+# `engine-gateway`, the same one every test starts (tests/processes.py: GATEWAY_COMMAND),
+# configured by ENGINE_GATEWAY_* variables.
+ARG BASE=python:3.11-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY gateway ./gateway
-RUN python -m venv /opt/engine-gateway \
-    && /opt/engine-gateway/bin/pip install . \
-    && /opt/engine-gateway/bin/pip uninstall --yes pip setuptools
+FROM ${BASE} AS build
+COPY build/wheelhouse /wheels
+RUN python3 -m venv --without-pip /opt/engine-gateway \
+    && pip_wheel="$(echo /wheels/pip-*.whl)" \
+    && /opt/engine-gateway/bin/python "$pip_wheel/pip" install --quiet --no-index \
+        --no-cache-dir --disable-pip-version-check --find-links /wheels engine-gateway
 
-FROM ${PYTHON_IMAGE}
-RUN python -m pip uninstall --yes pip setuptools wheel
+FROM ${BASE}
+# A base that brings pip along (python:3.11-slim) loses it; Debian's python3 has none.
+RUN if python3 -m pip --version >/dev/null 2>&1; then \
+        python3 -m pip uninstall --yes --quiet pip setuptools wheel; fi
 COPY --from=build /opt/engine-gateway /opt/engine-gateway
 # Listen on every interface inside the container (the default outside one is loopback);
 # no .pyc writes at run time, so the root filesystem can be read-only.

@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: image webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -93,6 +93,12 @@ webapps-browser: $(VENV)/.installed $(JAR) e2e-tools
 # docs/cockpit.png: Cockpit served through the gateway, as the Chromium test sees it.
 screenshots: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) SCREENSHOT_DIR=docs $(PY) -m pytest -q tests/e2e/test_webapps_in_chromium.py -k screenshot
+
+# Both images into podman's storage: localhost/engine-gateway:<version> and
+# localhost/engine-gateway-engine:<engine>-<version>, on bases made from Debian's packages
+# (deploy/images: build.sh, base.sh, containers.conf); tests/images runs them.
+image: $(VENV)/.installed $(JAR)
+	PYTHON=$(PY) bash deploy/images/build.sh $(ENGINE)
 
 deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy
