@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: image webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 tools:
 	@bash deploy/local/ensure-tools.sh
@@ -99,6 +99,10 @@ screenshots: $(VENV)/.installed $(JAR) e2e-tools
 # (deploy/images: build.sh, base.sh, containers.conf); tests/images runs them.
 image: $(VENV)/.installed $(JAR)
 	PYTHON=$(PY) bash deploy/images/build.sh $(ENGINE)
+
+# build/wheelhouse alone: what `docker build .` needs where a registry is reachable.
+wheelhouse: $(VENV)/.installed
+	PYTHON=$(PY) bash deploy/images/wheelhouse.sh
 
 deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy

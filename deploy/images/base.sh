@@ -6,8 +6,10 @@
 #
 #   deploy/images/base.sh IMAGE PACKAGE[,PACKAGE...]
 #
-# No apt in the image (the "essential" variant); no documentation, manual pages or locales
-# (the JRE's update-alternatives wants the man1 directory, so it is made, empty). The
+# No apt in the image (the "essential" variant); /usr merged by mmdebstrap's own hook, so
+# Debian's usrmerge package, and the 46 MB of perl it needs, stay out; no documentation,
+# manual pages or locales (the JRE's update-alternatives wants the man1 directory, so it is
+# made, empty). The
 # sources are Debian's own, with its security updates; nothing of this machine's apt, pip
 # or certificate configuration goes in: ca-certificates, where named, is Debian's bundle.
 set -euo pipefail
@@ -29,6 +31,7 @@ trap cleanup EXIT
 
 echo "base image $image: mmdebstrap bookworm with $packages" >&2
 mmdebstrap --quiet --variant=essential --include="$packages" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --setup-hook='mkdir -p "$1/usr/share/man/man1"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/man/*' \

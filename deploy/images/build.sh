@@ -31,27 +31,20 @@ jre_base=localhost/engine-gateway-base-jre:bookworm
 bash "$root/deploy/images/base.sh" "$python_base" python3,ca-certificates
 bash "$root/deploy/images/base.sh" "$jre_base" openjdk-17-jre-headless
 
-# The wheelhouse, from a clean copy of the sources (an in-tree build would keep a deleted
-# module in setuptools' build/lib and put it into the wheel).
-# The Dockerfile copies build/wheelhouse (the only thing .dockerignore lets through).
-build="$root/build"
-wheelhouse="$root/build/wheelhouse"
-rm -rf "$wheelhouse" "$build/context"
-mkdir -p "$build/context"
-cp -r "$root/pyproject.toml" "$root/README.md" "$root/gateway" "$build/context/"
-rm -rf "$build/context/gateway/__pycache__"
-"$python" -m pip freeze --exclude-editable > "$build/constraints.txt"
-"$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$wheelhouse" \
-    --constraint "$build/constraints.txt" "$build/context" pip
+PYTHON="$python" bash "$root/deploy/images/wheelhouse.sh"
 
 gateway_image="localhost/engine-gateway:$version"
 engine_image="localhost/engine-gateway-engine:$engine-$engine_version"
 # --format docker keeps the HEALTHCHECK (OCI images have none); --pull=never: the bases
 # are local, and no registry is asked.
-podman build --quiet --pull=never --format docker --layers=false \
+# The label marks this script's images: a rebuild leaves the one it replaced untagged, and
+# those (and only those) are pruned after.
+label=io.github.engine-gateway.built-by=deploy/images/build.sh
+podman build --quiet --pull=never --format docker --layers=false --label "$label" \
     --build-arg BASE="$python_base" --tag "$gateway_image" "$root" >/dev/null
-podman build --quiet --pull=never --format docker --layers=false \
+podman build --quiet --pull=never --format docker --layers=false --label "$label" \
     --build-arg BASE="$jre_base" --build-arg ENGINE="$engine" \
     --tag "$engine_image" "$root/deploy/engine" >/dev/null
+podman image prune --force --filter "label=$label" >/dev/null
 echo "$gateway_image"
 echo "$engine_image"

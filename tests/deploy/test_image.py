@@ -19,7 +19,7 @@ from gateway.__main__ import parse_config
 from tests import processes
 
 DOCKERFILE = processes.ROOT / "Dockerfile"
-WHEELHOUSE_WRITER = processes.ROOT / "deploy" / "images" / "build.sh"
+WHEELHOUSE_WRITER = processes.ROOT / "deploy" / "images" / "wheelhouse.sh"
 BUILD_TOOLS = ("apt-get", "apk", "gcc", "build-essential", "make ", "cc ")
 
 
