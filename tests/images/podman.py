@@ -25,12 +25,17 @@ ENGINE_ENV = ("--env", "JAVA_TOOL_OPTIONS=-Xmx1g -Dfile.encoding=UTF-8")
 _numbers = itertools.count()
 
 
+def environment() -> dict[str, str]:
+    """The environment every podman call here gets: this one, with the project's config."""
+    return {**os.environ, "CONTAINERS_CONF": str(CONF)}
+
+
 def podman(
     *arguments: str, check: bool = True, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     shown = subprocess.run(
         ["podman", *arguments],
-        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
+        env=environment(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -47,7 +52,7 @@ class Images:
 
 
 def build(engine: str) -> Images:
-    """Both images, as `make image` builds them (cached layers and bases are reused)."""
+    """Both images, as `make image` builds them (its base images are reused when there)."""
     processes.engine_jar(engine)
     shown = subprocess.run(
         ["bash", str(BUILD), engine],

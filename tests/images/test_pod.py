@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections.abc import Iterator
 
 import aiohttp
@@ -136,7 +135,7 @@ async def test_podman_stop_drains_an_upload_in_flight_and_the_gateway_exits_0(
         )
         stop = await asyncio.create_subprocess_exec(
             "podman", "stop", "--time", "90", pod.gateway,
-            env={**os.environ, "CONTAINERS_CONF": str(podman.CONF)},
+            env=podman.environment(),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         # SIGTERM reached the gateway through the init: it drains, and says so.
