@@ -79,7 +79,15 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
 
 def _supervise(config: Config) -> int:
     _configure_logging(config)
-    shared_dir = tempfile.mkdtemp(prefix="engine-gateway-metrics-")
+    try:
+        shared_dir = tempfile.mkdtemp(prefix="engine-gateway-metrics-")
+    except OSError as error:
+        # A read-only root with no tmpfs (Kubernetes' readOnlyRootFilesystem, without an
+        # emptyDir at /tmp): said in one line, where tempfile would raise a traceback.
+        raise SystemExit(
+            f"--workers {config.workers}: the workers share their metrics in a temporary "
+            f"directory, and none is writable ({error}); mount a tmpfs at /tmp or set TMPDIR"
+        ) from None
     # Read by prometheus-client when a worker imports it: spawned workers start fresh
     # interpreters that inherit this environment.
     os.environ[SHARED_DIR_ENV] = shared_dir

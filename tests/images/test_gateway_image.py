@@ -87,6 +87,28 @@ def test_two_workers_share_the_port_and_their_metrics_add_up(two_workers: Runnin
     logs = podman.podman("logs", two_workers.container).stderr
     served_by = set(re.findall(r" pid=(\d+) method=GET route=passthrough ", logs))
     assert len(served_by) == 2, served_by
+    # Their shared metrics are on the tmpfs.
+    shared = podman.podman(
+        "exec", two_workers.container, "sh", "-c", "ls -d /tmp/engine-gateway-metrics-*"
+    )
+    assert len(shared.stdout.split()) == 1, shared.stdout
+
+
+def test_two_workers_with_no_writable_tmp_say_so_in_one_line(images: podman.Images) -> None:
+    # Kubernetes' readOnlyRootFilesystem with no emptyDir at /tmp; podman mounts tmpfs
+    # there for --read-only unless told not to.
+    port, admin_port = processes.free_port(), processes.free_port()
+    shown = podman.podman(
+        "run", "--rm", "--network", "host", "--read-only", "--read-only-tmpfs=false",
+        images.gateway,
+        "--host", processes.LOOPBACK, "--port", str(port),
+        "--admin-host", processes.LOOPBACK, "--admin-port", str(admin_port),
+        "--workers", "2",
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 1
+    assert "mount a tmpfs at /tmp" in shown.stderr
+    assert "Traceback" not in shown.stderr
 
 
 def _in_image(image: str, *command: str) -> subprocess.CompletedProcess[str]:
