@@ -114,3 +114,5 @@ def test_the_pod_with_the_gateway_as_its_first_container_runs_as_the_manifest_sa
             "inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", running
         ).stdout.strip()
         assert read_only == "true"
+    # What the gateway may write: its in-memory /tmp (the manifest's emptyDir).
+    podman.podman("exec", f"{name}-pod-0-gateway", "touch", "/tmp/probe")
