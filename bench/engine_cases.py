@@ -150,13 +150,15 @@ def ratios(measured: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             for name, value in found.items():
                 if value is not None:  # tiny sizes (--smoke) measure no CPU at all
                     per_round.setdefault(f"{path}: {name}", []).append(value)
+    return {name: spread(values) for name, values in per_round.items()}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """A measure over its rounds: the median, with the lowest and the highest."""
     return {
-        name: {
-            "min": round(min(values), 3),
-            "median": round(statistics.median(values), 3),
-            "max": round(max(values), 3),
-        }
-        for name, values in per_round.items()
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
     }
 
 

@@ -29,7 +29,6 @@ import itertools
 import json
 import os
 import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -39,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import compare, proc
+from bench import compare, engine_cases, proc
 from tests import processes
 
 ROUNDS = 3
@@ -53,14 +52,6 @@ GATEWAY_VARIANTS: dict[str, tuple[str, ...]] = {
     "gateway --log-level warning": ("--log-level", "warning"),
     "gateway --metrics off": ("--metrics", "off"),
 }
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
 
 
 def _python_relay(*, hashed: bool) -> float:
@@ -143,7 +134,7 @@ def upload_floor(work_dir: Path) -> dict[str, object]:
         note("python relay: CPU s/GB", _python_relay(hashed=False))
         note("python relay with sha-256: CPU s/GB", _python_relay(hashed=True))
         note("sha-256 alone: CPU s/GB", _sha256_alone())
-    return {case: _spread(values) for case, values in rounds.items()}
+    return {case: engine_cases.spread(values) for case, values in rounds.items()}
 
 
 @contextlib.contextmanager
@@ -191,7 +182,7 @@ def small_call_floor(work_dir: Path) -> dict[str, object]:
                 gateway_dir.mkdir()
                 with processes.gateway(gateway_dir, stub_url, *extra) as gateway:
                     measured(case, gateway.running.pid, gateway.base_url)
-    return {case: _spread(values) for case, values in rounds.items()}
+    return {case: engine_cases.spread(values) for case, values in rounds.items()}
 
 
 def _stub_pid() -> int:
@@ -214,7 +205,7 @@ def main() -> int:
     finally:
         os.sched_setaffinity(0, everything)
     result: dict[str, object] = {
-        "machine": f"{os.cpu_count()} CPUs",
+        "machine": compare.machine(),
         "small_call": calls,
         "upload": upload_floor(work_dir),
         "seconds": round(time.monotonic() - started),

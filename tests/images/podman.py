@@ -106,8 +106,39 @@ class Pod:
         return f"{self.name}-engine"
 
 
+# The counter of `GET`s passed through and answered 2xx, as /metrics shows it.
+PASSED_GETS = (
+    'engine_gateway_requests_total{method="GET",outcome="complete",'
+    'route="passthrough",status_class="2xx"} '
+)
+
+
+def passed_gets(metrics: str) -> float:
+    """How many `GET`s the gateway passed through with a 2xx, from its /metrics text."""
+    lines = metrics.splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith(PASSED_GETS))
+
+
+def wait_ready(admin_url: str, what: str) -> None:
+    processes.wait_until(
+        lambda: processes.http_status(admin_url + "/readyz") == 200,
+        timeout_seconds=READY_SECONDS,
+        what=what,
+    )
+
+
+def run_gateway_in(pod: Pod, container: str, image: str) -> None:
+    """A gateway container in `pod`, in front of the engine on the pod's loopback."""
+    podman(
+        "run", "--detach", "--pod", pod.name, "--name", container,
+        "--read-only", "--tmpfs", "/tmp",
+        "--env", "ENGINE_GATEWAY_UPSTREAM=http://127.0.0.1:8080",
+        image,
+    )  # fmt: skip
+
+
 @contextlib.contextmanager
-def engine_pod(images: Images, *gateway_args: str) -> Iterator[Pod]:
+def engine_pod(images: Images) -> Iterator[Pod]:
     """The gateway and the engine in one pod, as deploy/k8s runs them: one network
     namespace, the engine on its loopback only, the gateway's two ports published (on this
     machine's loopback, free ports); both read-only with a tmpfs /tmp, the engine's H2 on a
@@ -123,21 +154,12 @@ def engine_pod(images: Images, *gateway_args: str) -> Iterator[Pod]:
             "--publish", f"{processes.LOOPBACK}:{port}:8000",
             "--publish", f"{processes.LOOPBACK}:{admin_port}:8001",
         )  # fmt: skip
-        podman(
-            "run", "--detach", "--pod", name, "--name", pod.gateway,
-            "--read-only", "--tmpfs", "/tmp",
-            "--env", "ENGINE_GATEWAY_UPSTREAM=http://127.0.0.1:8080",
-            images.gateway, *gateway_args,
-        )  # fmt: skip
+        run_gateway_in(pod, pod.gateway, images.gateway)
         podman(
             "run", "--detach", "--pod", name, "--name", pod.engine,
             "--read-only", "--tmpfs", "/tmp", "--volume", f"{data}:/data",
             "--env", "SERVER_ADDRESS=127.0.0.1", *ENGINE_ENV,
             images.engine,
         )  # fmt: skip
-        processes.wait_until(
-            lambda: processes.http_status(pod.admin_url + "/readyz") == 200,
-            timeout_seconds=READY_SECONDS,
-            what=f"pod {name} ready",
-        )
+        wait_ready(pod.admin_url, f"pod {name} ready")
         yield pod

@@ -49,11 +49,7 @@ def two_workers(images: podman.Images, engine_process: processes.Running) -> Ite
         running = Running(
             name, f"http://{processes.LOOPBACK}:{port}", f"http://{processes.LOOPBACK}:{admin_port}"
         )
-        processes.wait_until(
-            lambda: processes.http_status(running.admin_url + "/readyz") == 200,
-            timeout_seconds=podman.READY_SECONDS,
-            what="the gateway's container ready",
-        )
+        podman.wait_ready(running.admin_url, "the gateway's container ready")
         yield running
 
 
@@ -70,15 +66,9 @@ def test_its_root_filesystem_is_read_only_and_only_tmp_is_written(two_workers: R
 
 
 def test_two_workers_share_the_port_and_their_metrics_add_up(two_workers: Running) -> None:
-    wanted = (
-        'engine_gateway_requests_total{method="GET",outcome="complete",'
-        'route="passthrough",status_class="2xx"}'
-    )
-
     def counted() -> float:
         with urllib.request.urlopen(two_workers.admin_url + "/metrics", timeout=10) as answer:  # noqa: S310
-            lines = answer.read().decode().splitlines()
-        return sum(float(line.split()[-1]) for line in lines if line.startswith(wanted + " "))
+            return podman.passed_gets(answer.read().decode())
 
     before = counted()
     for _ in range(CALLS):  # each call on a connection of its own: the kernel picks a worker

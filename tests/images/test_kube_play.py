@@ -94,11 +94,7 @@ def test_the_pod_with_the_gateway_as_its_first_container_runs_as_the_manifest_sa
 
     base_url = f"http://{processes.LOOPBACK}:{published[8000]}"
     admin_url = f"http://{processes.LOOPBACK}:{published[8001]}"
-    processes.wait_until(
-        lambda: processes.http_status(admin_url + "/readyz") == 200,
-        timeout_seconds=podman.READY_SECONDS,
-        what="the played pod ready",
-    )
+    podman.wait_ready(admin_url, "the played pod ready")
     engine_api.deploy(base_url)
     instance_id, _ = engine_api.start_instance(base_url)
     engine_api.put_file(base_url, instance_id, "doc", b"%PDF-1.7 kube", "kube.pdf")

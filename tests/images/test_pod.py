@@ -92,18 +92,12 @@ async def test_a_100_mb_file_goes_up_and_down_byte_identical_and_named(
 async def test_metrics_are_scraped_from_the_published_admin_port(
     pod: podman.Pod, client: aiohttp.ClientSession
 ) -> None:
-    wanted = (
-        'engine_gateway_requests_total{method="GET",outcome="complete",'
-        'route="passthrough",status_class="2xx"}'
-    )
-
     async def counted() -> float:
         async with client.get(
             pod.admin_url + "/metrics", headers={"Accept-Encoding": "identity"}
         ) as response:
             assert response.status == 200
-            lines = (await response.text()).splitlines()
-        return sum(float(line.split()[-1]) for line in lines if line.startswith(wanted + " "))
+            return podman.passed_gets(await response.text())
 
     before = await counted()
     for _ in range(3):
@@ -158,15 +152,7 @@ async def test_podman_stop_drains_an_upload_in_flight_and_the_gateway_exits_0(
 
         # A new gateway in the pod: the engine has the whole file.
         again = f"{pod.name}-gateway-again"
-        podman.podman(
-            "run", "--detach", "--pod", pod.name, "--name", again, "--read-only",
-            "--tmpfs", "/tmp", "--env", "ENGINE_GATEWAY_UPSTREAM=http://127.0.0.1:8080",
-            images.gateway,
-        )  # fmt: skip
-        processes.wait_until(
-            lambda: processes.http_status(pod.admin_url + "/readyz") == 200,
-            timeout_seconds=DEADLINE_SECONDS,
-            what="the second gateway",
-        )
+        podman.run_gateway_in(pod, again, images.gateway)
+        podman.wait_ready(pod.admin_url, "the second gateway")
         digest, length, _ = await _download(client, pod.base_url, instance_id)
         assert (digest, length) == (engine_api.pseudo_random_sha256(SIZE, 6), SIZE)
