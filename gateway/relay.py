@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import enum
 import errno
+import mmap
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -55,6 +56,8 @@ HEAD_LIMIT_BYTES = 64 * 1024  # aiohttp's client takes 8 KiB a line; the whole h
 IDLE_CONNECTIONS = 32  # kept per process; more at once are opened and closed as needed
 SPARE_BODIES = 4  # body buffers kept for the next downloads
 HEAD_END = b"\r\n\r\n"
+
+Buffer = bytearray | mmap.mmap
 
 
 class Framing(enum.Enum):
@@ -95,13 +98,19 @@ class Pool:
     # and a body's, taken only when a body is relayed, so that a small call holds 64 KiB,
     # not 1 MiB. A fresh 1 MiB is a fresh mapping, faulted in page by page, which had
     # cost a small call more than all the rest of it.
-    spare: dict[int, list[bytearray]] = field(default_factory=dict)
+    spare: dict[int, list[Buffer]] = field(default_factory=dict)
 
-    def buffer(self, size: int) -> bytearray:
+    def buffer(self, size: int) -> Buffer:
         kept = self.spare.get(size)
-        return kept.pop() if kept else bytearray(size)
+        if kept:
+            return kept.pop()
+        # A body's buffer is mapped on its own pages: the kernel copies a received piece
+        # into a page-aligned buffer much faster than into a bytearray's (which starts 16
+        # bytes into its page). On this machine's AMD EPYC, the copy took 45% of a relayed
+        # download's CPU samples into a bytearray and 12% into a mapping (perf).
+        return mmap.mmap(-1, size) if size > HEAD_LIMIT_BYTES else bytearray(size)
 
-    def buffer_back(self, buffer: bytearray) -> None:
+    def buffer_back(self, buffer: Buffer) -> None:
         kept = self.spare.setdefault(len(buffer), [])
         if len(kept) < (IDLE_CONNECTIONS if len(buffer) <= HEAD_LIMIT_BYTES else SPARE_BODIES):
             kept.append(buffer)
@@ -307,13 +316,17 @@ class Answer:
             except BlockingIOError:
                 await splice.ready(sock.fileno(), writable=False, within=self._pool.read_timeout)
 
-    async def _receive_body(self) -> int:
-        """Bytes received into the buffer. Raises TimeoutError, or Ended when the engine
-        reset the connection."""
-        if self._wide and len(self._buffer) < RELAY_BUFFER_BYTES:  # nothing pending in it
+    def _widened(self) -> None:
+        """A body is relayed: the head's buffer (nothing pending in it) swapped for a body's."""
+        if self._wide and len(self._buffer) < RELAY_BUFFER_BYTES:
             self._pool.buffer_back(self._buffer)
             self._buffer = self._pool.buffer(RELAY_BUFFER_BYTES)
             self._view = memoryview(self._buffer)
+
+    async def _receive_body(self) -> int:
+        """Bytes received into the buffer. Raises TimeoutError, or Ended when the engine
+        reset the connection."""
+        self._widened()
         try:
             return await self._receive(self._view)
         except TimeoutError:
@@ -440,15 +453,39 @@ class Answer:
     async def relay(self, sink: socket.socket, count: Callable[[int], None]) -> None:
         """The body, framing and all, to `sink` (the client's socket, the answer's head
         already on the wire). Raises Ended or TimeoutError (the engine's side), and
-        ConnectionResetError (the client's)."""
+        ConnectionResetError (the client's).
+
+        One flat loop that awaits only when a socket makes it wait. A piece is what the
+        engine wrote while the last one was sent, 75 to 100 KiB of a 200 MB download here,
+        so the Python calls around each piece are a good part of the download's CPU once
+        the page-aligned buffer (Pool.buffer) makes the kernel's copy cheap."""
         self._wide = True
-        while not self.complete:
-            piece = self._watched(await self._next())
+        if self._pending:
+            await _passed_on(sink, self._watched(self._pending), count)
+            self._pending = self._view[:0]
+        self._widened()
+        sock, view, events = self._socket, self._view, self._events
+        while not events.complete:
             try:
-                await _sent(sink, piece)
+                taken = sock.recv_into(view)
+            except BlockingIOError:
+                await splice.ready(sock.fileno(), writable=False, within=self._pool.read_timeout)
+                continue
+            except OSError as error:
+                self._reusable = False
+                raise Ended from error
+            if not taken:
+                raise Ended
+            piece = self._watched(view[:taken])
+            try:
+                sent = sink.send(piece)
+            except BlockingIOError:
+                sent = 0
             except OSError as error:
                 raise ConnectionResetError("the client's connection is gone") from error
-            count(len(piece))
+            if sent < len(piece):  # the client's buffer is full: wait for it
+                await _passed_on(sink, piece[sent:], count)
+            count(sent)
 
     def splice_source(self) -> tuple[bytes, int, int]:
         """For splice.py: what came with the head, the engine's socket, and how many bytes
@@ -476,6 +513,15 @@ async def _connected(sock: socket.socket, address: Any) -> None:
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if error:
         raise OSError(error, os.strerror(error))
+
+
+async def _passed_on(sink: socket.socket, piece: memoryview, count: Callable[[int], None]) -> None:
+    """All of `piece` to the client, counted; ConnectionResetError when it is gone."""
+    try:
+        await _sent(sink, piece)
+    except OSError as error:
+        raise ConnectionResetError("the client's connection is gone") from error
+    count(len(piece))
 
 
 async def _sent(sock: socket.socket, data: bytes | memoryview) -> None:
