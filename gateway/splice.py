@@ -86,16 +86,26 @@ async def ready(fd: int, *, writable: bool, within: float | None) -> None:
     """Until `fd` is readable (or writable); TimeoutError after `within` seconds."""
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
-
-    def wake() -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    (loop.add_writer if writable else loop.add_reader)(fd, wake)
+    (loop.add_writer if writable else loop.add_reader)(fd, _wake, waiter)
+    # One timer, not asyncio.wait_for, which wraps the wait in a second future, a task
+    # check and a callback: every small call on the relay waits here once.
+    timer = None if within is None else loop.call_later(within, _expire, waiter)
     try:
-        await asyncio.wait_for(waiter, within)
+        await waiter
     finally:
         (loop.remove_writer if writable else loop.remove_reader)(fd)
+        if timer is not None:
+            timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 async def relay(
