@@ -5,7 +5,8 @@ H2, as `ENGINE` says).
 
 Per round and path:
 - a 200 MB Bytes variable downloaded with curl DOWNLOADS times (the engine sends it
-  chunked, 8 KiB chunks): the median wall time, and the proxy's CPU seconds per GB;
+  chunked, 8 KiB chunks): the median wall time, and the proxy's CPU seconds per GB, in
+  all and as user and system time;
 - wrk for CALL_SECONDS on `GET /engine` and on `GET /task?maxResults=20` (TASKS open user
   tasks) at 32 connections: requests per second;
 - the same two calls at one connection: p50, and what the proxy adds to direct's p50.
@@ -57,14 +58,19 @@ def _download_variable(base_url: str, work_dir: Path, size: int) -> str:
 def _download(route: compare.Route, path: str, size: int) -> dict[str, float | None]:
     auth = ["-H", f"Authorization: {engine_api.AUTHORIZATION}"]
     pids = compare._proxy_pids(route)
-    before = proc.cpu_seconds(pids)
+    before = proc.cpu_split(pids)
     url = route.base_url + path
     walls = [compare._curl([*auth, "-o", "/dev/null", url]) for _ in range(DOWNLOADS)]
-    cpu = proc.cpu_seconds(pids) - before if pids else None
+    after = proc.cpu_split(pids)
     gigabytes = DOWNLOADS * size / 1e9
+    user, system = ((a - b) / gigabytes for a, b in zip(after, before, strict=True))
     return {
         "wall_seconds": round(statistics.median(walls), 3),
-        "cpu_s_per_gb": None if cpu is None else round(cpu / gigabytes, 3),
+        "cpu_s_per_gb": round(user + system, 3) if pids else None,
+        # Apart, because the kernel's copies and Python's calls per piece are different
+        # levers (README: the page-aligned buffer).
+        "user_s_per_gb": round(user, 3) if pids else None,
+        "system_s_per_gb": round(system, 3) if pids else None,
     }
 
 

@@ -24,9 +24,15 @@ def reset_peak(pid: int) -> int:
 
 def cpu_seconds(pids: Iterable[int]) -> float:
     """User plus system CPU time the processes have used so far."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: Iterable[int]) -> tuple[float, float]:
+    """User and system CPU time the processes have used so far, apart."""
+    user = system = 0
     for pid in pids:
         # Fields after the command name (which may hold spaces): utime and stime are 14, 15.
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
