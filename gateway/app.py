@@ -28,26 +28,28 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway import health, metadata, metrics, proxy, relay
+from gateway import health, logstream, metadata, metrics, proxy, relay
 from gateway.config import Config
 from gateway.state import (
+    ACCESS_LOG,
     CLIENT,
     CONFIG,
     CUTTING,
     DRAINING,
     ENGINE_UNREACHABLE,
+    IN_FLIGHT,
     METADATA_CLIENT,
     METRICS,
     RELAY,
+    InFlight,
 )
 
 log = logging.getLogger("gateway")
@@ -63,51 +65,6 @@ CUT_SECONDS = 0.5
 SWEEP_SECONDS = 0.5
 # While the port is closed for a missing engine: how often the engine is asked again.
 ENGINE_PROBE_SECONDS = 0.5
-
-
-@dataclass
-class InFlight:
-    """Which connections have a request being handled, so a drain can wait for them and
-    close the others."""
-
-    busy: dict[RequestHandler, int] = field(default_factory=dict)
-    quiet: asyncio.Event = field(default_factory=asyncio.Event)
-    # When each connection was first seen idle, or last answered (event loop time).
-    idle_since: dict[RequestHandler, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.quiet.set()
-
-    def started(self, connection: RequestHandler) -> None:
-        self.busy[connection] = self.busy.get(connection, 0) + 1
-        self.quiet.clear()
-
-    def finished(self, connection: RequestHandler) -> None:
-        self.idle_since[connection] = asyncio.get_running_loop().time()
-        if self.busy[connection] == 1:
-            del self.busy[connection]
-        else:
-            self.busy[connection] -= 1
-        if not self.busy:
-            self.quiet.set()
-
-
-IN_FLIGHT = web.AppKey("in_flight", InFlight)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def track_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    in_flight = request.app[IN_FLIGHT]
-    in_flight.started(request.protocol)
-    try:
-        return await handler(request)
-    finally:
-        in_flight.finished(request.protocol)
-        if request.app[DRAINING].is_set():
-            # No more requests on this connection: it closes once this answer is out.
-            request.protocol.close()
 
 
 def engine_client(
@@ -131,11 +88,12 @@ def engine_client(
 
 def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     """The public application (proxied /engine-rest) and the admin application."""
-    public = web.Application(middlewares=[track_in_flight])
-    public[IN_FLIGHT] = InFlight()
-    public[CUTTING] = asyncio.Event()
-    admin = web.Application()
     draining, unreachable = asyncio.Event(), asyncio.Event()
+    public = web.Application()
+    public[IN_FLIGHT] = InFlight(draining)
+    public[CUTTING] = asyncio.Event()
+    public[ACCESS_LOG] = logstream.access_writer()
+    admin = web.Application()
     counted = metrics.create(enabled=config.metrics == "on", shared=config.workers > 1)
     for app in (public, admin):
         app[CONFIG] = config

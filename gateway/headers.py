@@ -8,7 +8,6 @@ set below plus every field named in `Connection`. The gateway re-frames bodies i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -32,6 +31,8 @@ HOP_BY_HOP = frozenset(
 # reads the body); forwarding it would make the engine send a second interim response.
 REQUEST_ONLY_DROPPED = frozenset({"expect", "host"})
 
+_REQUEST_DROPPED = HOP_BY_HOP | REQUEST_ONLY_DROPPED
+
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
 
@@ -45,14 +46,18 @@ def connection_listed(headers: Headers) -> frozenset[str]:
     )
 
 
-def end_to_end(headers: Headers, also_dropped: Iterable[str] = ()) -> CIMultiDict[str]:
-    """A copy of `headers` without hop-by-hop fields, order and repeats kept."""
-    dropped = HOP_BY_HOP | frozenset(also_dropped)
-    if "Connection" in headers:
-        dropped |= connection_listed(headers)
+def end_to_end(headers: Headers, fixed: frozenset[str] = HOP_BY_HOP) -> CIMultiDict[str]:
+    """A copy of `headers` without hop-by-hop fields (`fixed`, lower-case, and those listed
+    in `Connection`), order and repeats kept."""
+    dropped = _dropped(headers, fixed)
     return CIMultiDict(
         [(name, value) for name, value in headers.items() if name.lower() not in dropped]
     )
+
+
+def _dropped(headers: Headers, fixed: frozenset[str]) -> frozenset[str]:
+    """`fixed` and the fields `headers` lists in `Connection`, lower-case."""
+    return fixed | connection_listed(headers) if "Connection" in headers else fixed
 
 
 def upstream_request_headers(
@@ -65,7 +70,7 @@ def upstream_request_headers(
     X-Forwarded-Proto/-Host set by a reverse proxy in front (nginx) are kept; -For is
     appended to, as every proxy in a chain does.
     """
-    outgoing = end_to_end(incoming, REQUEST_ONLY_DROPPED)
+    outgoing = end_to_end(incoming, _REQUEST_DROPPED)
     if host:
         outgoing["Host"] = host
     if client_address:
@@ -87,10 +92,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 def sendable(value: str) -> str:
     """`value` with each control character aiohttp cannot send replaced by a space."""
-    return _CONTROL.sub(" ", value)
+    # A printable string holds no control character: most values skip the expression.
+    return value if value.isprintable() else _CONTROL.sub(" ", value)
 
 
 def downstream_response_headers(upstream: Headers) -> CIMultiDict[str]:
     """Headers for the client: the engine's end-to-end headers, `Content-Length` included,
     each value sendable."""
-    return CIMultiDict((name, sendable(value)) for name, value in end_to_end(upstream).items())
+    dropped = _dropped(upstream, HOP_BY_HOP)
+    return CIMultiDict(
+        [(name, sendable(value)) for name, value in upstream.items() if name.lower() not in dropped]
+    )

@@ -1,7 +1,8 @@
 """One request's path from the client to the engine and back, top to bottom.
 
-`handle` records the request; `_proxy` is its steps: match, the engine's request, body up
-(upload.py), headers down, body down (download.py). Bodies are never held: the request
+`handle` records the request (in flight for the drain, its metrics and its access line);
+`_proxy` is its steps: match, the engine's request, body up (upload.py), headers down,
+body down (download.py). Bodies are never held: the request
 body is piped to the engine as it arrives, the response body is copied chunk by chunk, and
 each write waits for the client, so a slow reader slows the engine read (backpressure)
 instead of filling memory.
@@ -24,8 +25,19 @@ from aiohttp import web
 from yarl import URL
 
 from gateway import disposition, download, errors, headers, relay, routes, upload
-from gateway.state import CLIENT, CONFIG, CUTTING, ENGINE_UNREACHABLE, METRICS, RELAY
+from gateway.state import (
+    ACCESS_LOG,
+    CLIENT,
+    CONFIG,
+    CUTTING,
+    ENGINE_UNREACHABLE,
+    IN_FLIGHT,
+    METRICS,
+    RELAY,
+)
 from gateway.transfer import CLIENT_CLOSED_REQUEST, Transfer, Upstream, refuse
+
+_AIOHTTP_DEFAULTS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -40,6 +52,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         counted.bytes_counter("download", route.label),
     )
     streams = None if transfer.stream is None else counted.streams.labels(transfer.stream)
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.started(request.protocol)
     counted.in_flight.inc()
     if streams is not None:
         streams.inc()
@@ -59,10 +73,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
         raise
     finally:
+        in_flight.finished(request.protocol)
         counted.in_flight.dec()
         if streams is not None:
             streams.dec()
-        transfer.log()
+        transfer.log(request.app[ACCESS_LOG])
         transfer.record(counted)
     return response
 
@@ -97,11 +112,8 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     body = upload.body_up(request, transfer, outgoing, path_qs)
     if isinstance(body, errors.GatewayError):
         return refuse(transfer, body, "rejected")
-    target = URL(str(config.upstream_origin) + body.path_qs, encoded=True)
     # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload.
     method = "POST" if transfer.route.kind is routes.Kind.UPLOAD else request.method
-    # aiohttp would add its own defaults; what the client didn't send, the engine doesn't get.
-    skip = {"User-Agent", "Accept", "Accept-Encoding", "Content-Type"} - set(outgoing)
     try:
         upstream: Upstream
         if download.relayable(request, transfer.route, config):  # its own connection
@@ -109,10 +121,12 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
         else:
             upstream = await request.app[CLIENT].request(
                 method,
-                target,
+                URL(str(config.upstream_origin) + body.path_qs, encoded=True),
                 headers=outgoing,
                 data=body.data,
-                skip_auto_headers=skip,
+                # aiohttp would add its defaults; what the client didn't send, the engine
+                # doesn't get.
+                skip_auto_headers=_AIOHTTP_DEFAULTS - set(outgoing),
                 allow_redirects=False,
             )
     except relay.EngineError as error:

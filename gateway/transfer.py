@@ -8,7 +8,6 @@ one floor below all three.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 
@@ -16,7 +15,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from gateway import errors, metrics, relay, routes
+from gateway import errors, logstream, metrics, relay, routes
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
@@ -27,8 +26,6 @@ SMALL_BODY_BYTES = 64 * 1024
 Upstream = aiohttp.ClientResponse | relay.Answer
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
-
-access_log = logging.getLogger("gateway.access")
 
 _STREAMS = {routes.Kind.UPLOAD: "upload", routes.Kind.DOWNLOAD: "download"}
 
@@ -67,25 +64,15 @@ class Transfer:
         """The direction of the binary body this request streams, if any."""
         return _STREAMS.get(self.route.kind)
 
-    def log(self) -> None:
-        access_log.info(
-            "method=%s route=%s kind=%s status=%d bytes_up=%d bytes_down=%d filename_source=%s "
-            "digest=%s scan=%s json_files=%d json_file_bytes=%d duration_seconds=%.3f outcome=%s "
-            "path=%s",
-            self.method,
-            self.route.label,
-            self.route.kind.value,
-            self.status,
-            self.bytes_up,
-            self.bytes_down,
-            self.filename_source,
-            self.digest,
-            self.scan,
-            self.json_files,
-            self.json_file_bytes,
-            time.monotonic() - self.started,
-            self.outcome,
-            self.path,
+    def log(self, write: logstream.AccessWriter) -> None:
+        """The request's access line (its message; `write` adds the time and the rest)."""
+        write(
+            f"method={self.method} route={self.route.label} kind={self.route.kind.value} "
+            f"status={self.status} bytes_up={self.bytes_up} bytes_down={self.bytes_down} "
+            f"filename_source={self.filename_source} digest={self.digest} scan={self.scan} "
+            f"json_files={self.json_files} json_file_bytes={self.json_file_bytes} "
+            f"duration_seconds={time.monotonic() - self.started:.3f} outcome={self.outcome} "
+            f"path={self.path}"
         )
 
     def record(self, counted: metrics.Metrics) -> None:

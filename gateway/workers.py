@@ -22,13 +22,13 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Callable
 from types import FrameType
 
 from prometheus_client import multiprocess
 
+from gateway import logstream
 from gateway.app import serve
 from gateway.config import Config
 from gateway.metrics import SHARED_DIR_ENV
@@ -59,10 +59,8 @@ def _configure_logging(config: Config) -> None:
     logging.logThreads = False
     logging.logMultiprocessing = False
     logging.logProcesses = config.workers > 1
-    logging.basicConfig(
-        level=config.logging_level,
-        format=f"%(asctime)s %(levelname)s %(name)s{worker} %(message)s",
-        stream=sys.stderr,
+    logstream.configure(
+        config.logging_level, f"%(asctime)s %(levelname)s %(name)s{worker} %(message)s"
     )
 
 

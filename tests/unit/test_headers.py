@@ -197,3 +197,9 @@ def test_every_forwarded_for_line_is_kept() -> None:
         incoming, client_address="127.0.0.1", scheme="http", host=None
     )
     assert outgoing.getall("X-Forwarded-For") == ["203.0.113.7, 198.51.100.2, 127.0.0.1"]
+
+
+@given(st.text())
+def test_sendable_replaces_exactly_the_control_characters_but_tab(value: str) -> None:
+    expected = "".join(" " if (ord(c) < 32 and c != "\t") or c == "\x7f" else c for c in value)
+    assert headers.sendable(value) == expected
