@@ -181,11 +181,14 @@ async def _send(
 
     length = upstream.content_length
     whole: bytes | None = None
+    framed: memoryview | None = None  # a relayed chunked body, whole, framed as it came
     ahead = b""  # read ahead, not yet sent
     if request.method != "HEAD":
         try:
             if _small(upstream):
                 whole = await upstream.read()
+            elif isinstance(upstream, relay.Answer) and upstream.framing is relay.Framing.CHUNKED:
+                framed = await upstream.read_framed()
             elif length is None and watched is not None and not isinstance(upstream, relay.Answer):
                 ahead, ended = await _read_ahead(upstream, config.read_timeout_seconds)
                 whole, ahead = (ahead, b"") if ended else (None, ahead)
@@ -214,6 +217,14 @@ async def _send(
     writer = await response.prepare(request)
     transfer.first_byte = time.monotonic()
     if request.method == "HEAD":
+        return response
+    if framed is not None:
+        # aiohttp frames nothing: the engine's chunks go out as they came, with the head.
+        assert isinstance(writer, StreamWriter)
+        writer.chunked = False
+        await response.write(bytes(framed))  # the transport may keep it; the buffer is reused
+        transfer.sent_down(len(framed))
+        await response.write_eof()
         return response
     if isinstance(upstream, relay.Answer):
         return await _relayed(request, response, writer, transfer, upstream, config)

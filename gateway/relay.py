@@ -8,7 +8,11 @@ and a framing nobody asked for. Here the engine's bytes come into one buffer
 (RELAY_BUFFER_BYTES), llhttp (httptools, the C parser uvicorn uses) walks them to know
 where the body ends and whether its framing holds, and the same bytes go to the client
 unchanged: per buffer one receive, one parse in C and one send, and chunk sizes,
-extensions and trailers as the engine wrote them. A body of declared length is counted
+extensions and trailers as the engine wrote them. A chunked body that ends within the
+head's buffer (HEAD_LIMIT_BYTES; Tomcat sends any answer over its 8 KiB output buffer
+chunked, a task query's twenty tasks too) is read whole first and goes out with the head
+in one write through aiohttp (read_framed): no second handle on the client's socket, and
+a failure before its end is a clean 502 or 504. A body of declared length is counted
 instead, and spliced when large (splice.py). For a small call the same path is also the
 cheaper one (bench/engine_cases.py: `--relay off` against on).
 
@@ -259,6 +263,8 @@ class Answer:
         self._wide = False  # a body is relayed: received RELAY_BUFFER_BYTES at a time
         self.holds_slot = False  # one of the pool's slots, from ask
         self._pending = self._view[:0]  # body bytes received with the head, not yet relayed
+        self._pending_watched = False  # and already fed to the parser (read_framed)
+        self._received = 0  # bytes in the head's buffer
         self._events = _Events()
         self._parser = httptools.HttpResponseParser(self._events)
         self._remaining = 0  # of a declared body
@@ -372,7 +378,7 @@ class Answer:
                 self._events = _Events()
                 self._parser = httptools.HttpResponseParser(self._events)
                 continue
-            self._pending = self._view[end:filled]
+            self._pending, self._received = self._view[end:filled], filled
             self._begin(status)
             return
 
@@ -410,6 +416,33 @@ class Answer:
         while not self.complete:
             pieces.append(bytes(self._watched(await self._next())))
         return b"".join(pieces)
+
+    async def read_framed(self) -> memoryview | None:
+        """A chunked body whole, as the engine framed it, if it ends within the head's
+        buffer: a small answer then goes out with its head in one write, as one of declared
+        length does, not through relay(). None if it runs on: what was received stays
+        pending, for relay(). Raises Ended, TimeoutError."""
+        assert self.framing is Framing.CHUNKED
+        start = self._received - len(self._pending)
+        self._watched(self._pending)
+        self._pending_watched = True
+        while not self.complete and self._received < len(self._buffer):
+            try:
+                taken = await self._receive(self._view[self._received :])
+            except TimeoutError:
+                raise
+            except OSError as error:
+                self._reusable = False
+                raise Ended from error
+            if not taken:
+                raise Ended
+            self._watched(self._view[self._received : self._received + taken])
+            self._received += taken
+        self._pending = self._view[start : self._received]
+        if not self.complete:
+            return None
+        body, self._pending = self._pending, self._view[:0]
+        return body
 
     async def read_some(self) -> bytes:
         """The next piece of a body that runs to the engine's close; b"" at its end."""
@@ -462,7 +495,8 @@ class Answer:
         the page-aligned buffer (Pool.buffer) makes the kernel's copy cheap."""
         self._wide = True
         if self._pending:
-            await _passed_on(sink, self._watched(self._pending), count)
+            piece = self._pending if self._pending_watched else self._watched(self._pending)
+            await _passed_on(sink, piece, count)
             self._pending = self._view[:0]
         self._widened()
         sock, view, events = self._socket, self._view, self._events

@@ -29,6 +29,10 @@ PIECE = b"r" * 8192
 BODY = b"2000\r\n" + PIECE + b"\r\n"  # one of the engine's 8 KiB chunks
 LAST = b"0\r\n\r\n"
 GOOD = Script(answer(CHUNKED, BODY * 3 + LAST), Then.KEEP)
+# More than the gateway reads of a chunked body before the head goes out (a body that ends
+# within relay.HEAD_LIMIT_BYTES goes out whole, with its head): what follows it is relayed
+# after the client got the head, so a failure there can only cut the client's connection.
+RUNS_ON = BODY * 9
 
 
 def finished(gateway: InProcessGateway, outcome: str, status_class: str = "2xx") -> float:
@@ -82,10 +86,12 @@ FRAMINGS = {
 }
 
 
+@pytest.mark.parametrize("ahead", [b"", RUNS_ON], ids=["whole", "relayed"])
 @pytest.mark.parametrize("framing", FRAMINGS.values(), ids=list(FRAMINGS))
 async def test_the_engines_chunked_bytes_reach_the_client_unchanged(
-    framing: bytes, gateway_for: GatewayFactory, client: aiohttp.ClientSession
+    framing: bytes, ahead: bytes, gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
+    framing = ahead + framing
     async with serving(Script(answer(CHUNKED, framing))) as upstream:
         async with gateway_for(upstream.url) as gateway:
             head, rest = await raw_get(gateway)
@@ -95,6 +101,9 @@ async def test_the_engines_chunked_bytes_reach_the_client_unchanged(
             assert not any(line.startswith("content-length") for line in lines)
             assert rest == framing  # sizes, extensions, last chunk and trailers as sent
             await counted(gateway, "complete")
+            # Sent whole with the head, or relayed through a body's buffer.
+            spare = gateway.servers.public.app[RELAY].spare
+            assert bool(spare.get(relay.RELAY_BUFFER_BYTES)) == bool(ahead)
 
 
 async def test_a_kept_alive_engine_connection_carries_the_next_download(
@@ -126,7 +135,7 @@ async def test_a_kept_alive_connection_the_engine_closed_is_not_an_error(
 async def test_the_engine_dying_mid_chunk_cuts_the_client(
     then: Then, gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
-    dying = Script(answer(CHUNKED, BODY + b"2000\r\n" + PIECE[:1000]), then)
+    dying = Script(answer(CHUNKED, RUNS_ON + b"2000\r\n" + PIECE[:1000]), then)
     async with serving(dying) as upstream, gateway_for(upstream.url) as gateway:
         async with client.get(gateway.url + PATH) as response:
             assert response.status == 200
@@ -143,6 +152,13 @@ BROKEN = {
     "after_the_last_chunk": BODY + LAST + b"EVIL",
     "a_second_answer_after_it": BODY + LAST + answer("HTTP/1.1 200 OK\nContent-Length: 4", b"EVIL"),
 }
+# Each way a chunked answer can break, before its head has gone out or after.
+FAILING = {
+    "dies": (BODY + b"2000\r\n" + PIECE[:1000], Then.CLOSE, "upstream_abort"),
+    "is_reset": (BODY + b"2000\r\n" + PIECE[:1000], Then.RESET, "upstream_abort"),
+    "stalls": (BODY + b"2000\r\n" + PIECE[:100], Then.HOLD, "timeout"),
+    **{name: (framing, Then.HOLD, "upstream_abort") for name, framing in BROKEN.items()},
+}
 
 
 @pytest.mark.parametrize("framing", BROKEN.values(), ids=list(BROKEN))
@@ -150,7 +166,7 @@ async def test_broken_framing_cuts_the_client_at_once_and_nothing_of_it_goes_on(
     framing: bytes, gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
     # The read timeout is long: llhttp catches the framing as it arrives, no timer does.
-    broken = Script(answer(CHUNKED, framing))
+    broken = Script(answer(CHUNKED, RUNS_ON + framing))
     async with serving(broken) as upstream:
         async with gateway_for(upstream.url, read_timeout_seconds=60) as gateway:
             async with client.get(gateway.url + PATH) as response:
@@ -165,7 +181,7 @@ async def test_broken_framing_cuts_the_client_at_once_and_nothing_of_it_goes_on(
 async def test_an_engine_that_stalls_mid_chunk_is_cut_at_the_read_timeout(
     gateway_for: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
-    stalling = Script(answer(CHUNKED, BODY + b"2000\r\n" + PIECE[:100]))  # then HOLD
+    stalling = Script(answer(CHUNKED, RUNS_ON + b"2000\r\n" + PIECE[:100]))  # then HOLD
     async with serving(stalling) as upstream:
         async with gateway_for(upstream.url, read_timeout_seconds=0.5) as gateway:
             async with client.get(gateway.url + PATH) as response:
@@ -182,7 +198,7 @@ async def test_the_client_leaving_mid_download_closes_the_engine_connection(
 ) -> None:
     # The engine has sent part of the body and holds the rest: the client reads the first
     # chunk and leaves; the gateway must let go of the engine's connection, not pool it.
-    holding = Script(answer(CHUNKED, BODY * 2))
+    holding = Script(answer(CHUNKED, RUNS_ON + BODY))
     async with serving(holding) as upstream, gateway_for(upstream.url) as gateway:
         async with client.get(gateway.url + PATH) as response:
             assert response.status == 200
@@ -191,6 +207,30 @@ async def test_the_client_leaving_mid_download_closes_the_engine_connection(
         await asyncio.wait_for(upstream.closed_by_gateway.wait(), DEADLINE_SECONDS)
         await counted(gateway, "client_abort", status_class="4xx")
         await next_download_works(client, gateway, upstream)
+
+
+@pytest.mark.parametrize(("framing", "then", "outcome"), FAILING.values(), ids=list(FAILING))
+async def test_a_small_chunked_answer_that_breaks_gets_an_error_instead_of_a_short_body(
+    framing: bytes,
+    then: Then,
+    outcome: str,
+    gateway_for: GatewayFactory,
+    client: aiohttp.ClientSession,
+) -> None:
+    # The whole answer would have gone out with its head: nothing has, so the client is
+    # told in the engine's error shape, and the engine's connection is not kept.
+    async with serving(Script(answer(CHUNKED, framing), then)) as upstream:
+        async with gateway_for(upstream.url, read_timeout_seconds=0.5) as gateway:
+            async with client.get(gateway.url + PATH) as response:
+                expected = 504 if outcome == "timeout" else 502
+                assert response.status == expected
+                body = await response.json()
+            assert body["code"] is None
+            assert PIECE[:100].decode() not in body["message"]
+            await counted(gateway, outcome, "5xx")
+            if then is Then.HOLD:
+                await asyncio.wait_for(upstream.closed_by_gateway.wait(), DEADLINE_SECONDS)
+            await next_download_works(client, gateway, upstream)
 
 
 @pytest.mark.parametrize("head", INVALID_HEADS.values(), ids=list(INVALID_HEADS))
@@ -326,7 +366,7 @@ async def test_the_relay_holds_to_upstream_connections_and_gives_each_slot_back(
 ) -> None:
     # One connection at once: a broken answer and whole ones each give their slot back, so
     # requests that wait for it are answered in turn, on the one kept-alive connection.
-    dying = Script(answer(CHUNKED, BODY + b"2000\r\n" + PIECE[:1000]), Then.CLOSE)
+    dying = Script(answer(CHUNKED, RUNS_ON + b"2000\r\n" + PIECE[:1000]), Then.CLOSE)
     async with serving(dying, GOOD, GOOD, GOOD) as upstream:
         async with gateway_for(upstream.url, upstream_connections=1) as gateway:
             pool = gateway.servers.public.app[RELAY]
