@@ -11,6 +11,10 @@ Per round and path:
   tasks) at 32 connections: requests per second;
 - the same two calls at one connection: p50, and what the proxy adds to direct's p50.
 
+Beside them, for the two calls only, FLOOR (bench/aiohttp_floor.py, a measuring
+instrument): aiohttp's low-level server and the gateway's relay with nothing else, the
+least an aiohttp gateway pays for a small call, so the goals can be read against it.
+
     .venv/bin/python bench/engine_cases.py   # alone: bench/results/engine_cases.json
 """
 
@@ -22,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,7 @@ TASKS = 40
 CALL_SECONDS = 5
 CALLS = {"engine": "/engine-rest/engine", "task query": "/engine-rest/task?maxResults=20"}
 # The levers, measured on the same engine in the same rounds: the gateway's defaults but one.
+FLOOR = "aiohttp floor"
 VARIANTS: dict[str, tuple[str, ...]] = {
     "gateway --event-loop uvloop": ("--event-loop", "uvloop"),
     "gateway --workers 2": ("--workers", "2"),
@@ -74,6 +80,24 @@ def _download(route: compare.Route, path: str, size: int) -> dict[str, float | N
     }
 
 
+@contextlib.contextmanager
+def _floor(work_dir: Path, engine_url: str) -> Iterator[compare.Route]:
+    host, port = engine_url.removeprefix("http://").rsplit(":", 1)
+    listens = processes.free_port()
+    script = Path(__file__).resolve().parent / "aiohttp_floor.py"
+    with (work_dir / "floor.log").open("ab") as log:
+        started = subprocess.Popen(
+            [sys.executable, str(script), str(listens), host, port], stdout=log, stderr=log
+        )
+    try:
+        processes.wait_until(
+            lambda: processes.accepts_connections(listens), timeout_seconds=30, what=FLOOR
+        )
+        yield compare.Route(FLOOR, f"http://{processes.LOOPBACK}:{listens}", started.pid)
+    finally:
+        processes.stop(started)
+
+
 def run(
     work_dir: Path,
     engine: processes.Running,
@@ -102,18 +126,21 @@ def run(
             variant_dir.mkdir()
             started = running.enter_context(processes.gateway(variant_dir, engine.base_url, *flags))
             routes[name] = compare.Route(name, started.base_url, started.running.pid)
+        routes[FLOOR] = running.enter_context(_floor(work_dir, engine.base_url))
         for _ in range(TASKS):
             engine_api.start_instance(engine.base_url)
         path = _download_variable(engine.base_url, work_dir, download_bytes)
         for route in routes.values():  # warm-up: the engine's JIT, every connection pool
-            _download(route, path, download_bytes)
+            if route.name != FLOOR:
+                _download(route, path, download_bytes)
             for target in CALLS.values():
                 compare._wrk(route.base_url + target, 32, call_seconds)
         measured = []
         for number in range(rounds):
             for name, route in routes.items():
                 case: dict[str, Any] = {"round": number, "path": name}
-                case["download"] = _download(route, path, download_bytes)
+                if name != FLOOR:  # small calls only
+                    case["download"] = _download(route, path, download_bytes)
                 for call, target in CALLS.items():
                     case[call] = {
                         "32": compare._wrk(route.base_url + target, 32, call_seconds),
@@ -140,12 +167,14 @@ def ratios(measured: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         for path, case in got.items():
             if path in ("direct", "nginx-tuned"):
                 continue
-            wall, cpu = case["download"]["wall_seconds"], case["download"]["cpu_s_per_gb"]
-            found = {
-                "download wall vs direct": _over(wall, direct["download"]["wall_seconds"]),
-                "download wall vs nginx": _over(wall, nginx["download"]["wall_seconds"]),
-                "download CPU vs nginx": _over(cpu, nginx["download"]["cpu_s_per_gb"]),
-            }
+            found: dict[str, float | None] = {}
+            if "download" in case:
+                wall, cpu = case["download"]["wall_seconds"], case["download"]["cpu_s_per_gb"]
+                found = {
+                    "download wall vs direct": _over(wall, direct["download"]["wall_seconds"]),
+                    "download wall vs nginx": _over(wall, nginx["download"]["wall_seconds"]),
+                    "download CPU vs nginx": _over(cpu, nginx["download"]["cpu_s_per_gb"]),
+                }
             for call in CALLS:
                 found[f"{call} req/s at 32 vs nginx"] = _over(
                     case[call]["32"]["requests_per_s"], nginx[call]["32"]["requests_per_s"]
