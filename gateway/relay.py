@@ -334,8 +334,13 @@ class Answer:
         """Bytes received into the buffer. Raises TimeoutError, or Ended when the engine
         reset the connection."""
         self._widened()
+        return await self._received_into(self._view)
+
+    async def _received_into(self, into: memoryview) -> int:
+        """Body bytes received into `into`. Raises TimeoutError, or Ended when the engine
+        reset the connection."""
         try:
-            return await self._receive(self._view)
+            return await self._receive(into)
         except TimeoutError:
             raise  # an OSError too, but the engine's silence, not its end
         except OSError as error:
@@ -427,13 +432,7 @@ class Answer:
         self._watched(self._pending)
         self._pending_watched = True
         while not self.complete and self._received < len(self._buffer):
-            try:
-                taken = await self._receive(self._view[self._received :])
-            except TimeoutError:
-                raise
-            except OSError as error:
-                self._reusable = False
-                raise Ended from error
+            taken = await self._received_into(self._view[self._received :])
             if not taken:
                 raise Ended
             self._watched(self._view[self._received : self._received + taken])
