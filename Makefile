@@ -9,8 +9,9 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: docs image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
+# Java and Maven from Debian's packages, if missing.
 tools:
 	@bash deploy/local/ensure-tools.sh
 
@@ -26,6 +27,7 @@ $(JAR): $(ENGINE_SOURCES)
 	$(MVN) -P$(ENGINE) package -DskipTests
 	@touch $@
 
+# The test engine's jar (deploy/engine: Spring Boot, ENGINE's REST API and webapps, from Maven Central).
 engine: $(JAR)
 
 # Debian's Chromium, Prometheus (with promtool), nginx and wrk, for tests/e2e and bench/.
@@ -47,19 +49,25 @@ k8s-tools:
 
 # CLAMD=on: the gateway scans with Debian's clamd, loaded with the project's test signatures
 CLAMD ?= off
+# The real engine on :8080 and the gateway before it on :8000 (admin :8001), until Ctrl-C
+# (deploy/local/run.sh); with DB=postgres, CLAMD=on, ENGINE=camunda.
 run: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools) $(if $(filter on,$(CLAMD)),clamd-tools)
 	ENGINE=$(ENGINE) DB=$(DB) CLAMD=$(CLAMD) bash deploy/local/run.sh
 
+# ruff check and ruff format --check.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# mypy --strict on gateway, tests, bench and docs.
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy --strict
 
+# The pure modules, without a network (tests/unit).
 unit: $(VENV)/.installed
 	$(PY) -m pytest -q tests/unit
 
+# The fault matrix against stub upstreams (tests/faults).
 faults: $(VENV)/.installed
 	$(PY) -m pytest -q tests/faults
 
@@ -71,7 +79,6 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := headers disposition multipart jsonvalues
 FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
 .PHONY: $(FUZZ_RUNS)
-
 fuzz: $(FUZZ_RUNS)
 
 $(FUZZ_RUNS): fuzz-%: $(VENV)/.installed
@@ -79,9 +86,11 @@ $(FUZZ_RUNS): fuzz-%: $(VENV)/.installed
 	$(PY) -m tests.fuzz.$*_target -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
 		-artifact_prefix=.fuzz/$*- .fuzz/$* tests/fuzz/corpus/$*
 
+# The gateway in front of the real engine and Debian's clamd (tests/integration).
 integration: $(VENV)/.installed $(JAR) clamd-tools $(if $(filter postgres,$(DB)),postgres-tools)
 	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q tests/integration
 
+# Chromium, nginx and Prometheus with the real engine (tests/e2e).
 e2e: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) $(PY) -m pytest -q tests/e2e
 
@@ -104,21 +113,25 @@ image: $(VENV)/.installed $(JAR)
 wheelhouse: $(VENV)/.installed
 	PYTHON=$(PY) bash deploy/images/wheelhouse.sh
 
+# The Kubernetes manifests and the Dockerfile validated (tests/deploy).
 deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy
 
+# Everything: lint, typecheck and every suite under tests/ (about 13 minutes from a fresh clone).
 test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools postgres-tools clamd-tools lint typecheck
 	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q -ra tests
 
 # The gateway side by side with direct and nginx, all cases in one run (bench/compare.py),
-# then the README's tables and docs/compare.png from the results (bench/report.py).
+# then docs/compare.png and docs/performance.md's tables from the results (bench/report.py).
 bench: $(VENV)/.installed $(JAR) e2e-tools
 	ENGINE=$(ENGINE) $(PY) bench/compare.py
 	$(PY) bench/report.py
 
+# Each lever (splice, uvloop, workers) against the defaults (bench/results/levers.json).
 bench-levers: $(VENV)/.installed e2e-tools
 	$(PY) bench/levers.py
 
+# Where the time goes, sampled with py-spy (bench/results/profile.json).
 bench-profile: $(VENV)/.installed e2e-tools
 	$(PY) bench/profile.py
 
@@ -127,18 +140,23 @@ bench-profile: $(VENV)/.installed e2e-tools
 bench-floors: $(VENV)/.installed e2e-tools
 	$(PY) bench/floors.py
 
+# The gateway's memory while 100 MB goes through the real engine (bench/results/memory_100mb.json).
 bench-memory: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/memory_100mb.py
 
+# Memory per stream: 4 GiB one stream, 100 at once (bench/results/streams.json).
 bench-streams: $(VENV)/.installed
 	$(PY) bench/streams.py
 
+# Throughput as Prometheus sees it during long transfers (docs/throughput.png).
 bench-chart: $(VENV)/.installed e2e-tools
 	$(PY) bench/throughput_chart.py
 
+# Download names from the engine and through the gateway (bench/results/download_names.json).
 bench-names: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/download_names.py
 
+# One chunked download from the real engine, profiled (bench/results/engine_download.json).
 bench-engine-download: $(VENV)/.installed $(JAR)
 	ENGINE=$(ENGINE) $(PY) bench/engine_download.py
 
@@ -169,5 +187,10 @@ CLUSTER_PORT ?= 8088
 cluster: $(VENV)/.installed $(JAR) e2e-tools postgres-tools
 	ENGINE=$(ENGINE) CLUSTER_PORT=$(CLUSTER_PORT) $(PY) -m tests.cluster
 
+# The generated parts of README.md and docs/, from the code and bench/results (docs/generate.py).
+docs: $(VENV)/.installed
+	$(PY) -m docs.generate
+
+# Removes what the targets built and cached (the engine's jar, .tools, .data, caches).
 clean:
 	rm -rf deploy/engine/target .data .tools .mypy_cache .ruff_cache .pytest_cache

@@ -21,8 +21,8 @@ Clients: curl (one process; `--parallel` for concurrency) for bodies, uploads se
 `-T` as a ready-made multipart form; wrk for JSON latency. `client_alone` measures curl
 against the direct path, to show the client is not the limit.
 
-Outputs: bench/results/compare.json and docs/compare.png; `bench/report.py` writes the
-README's tables from the JSON.
+Outputs: bench/results/compare.json and docs/compare.png; `bench/report.py` writes
+docs/performance.md's tables from the JSON.
 
     .venv/bin/python bench/compare.py            # the full run (under 15 minutes here)
     .venv/bin/python bench/compare.py --smoke DIR  # tiny sizes, results into DIR (tests)

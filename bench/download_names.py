@@ -3,9 +3,9 @@ a metadata lookup costs in latency.
 
     make bench-names             # or: ENGINE=camunda .venv/bin/python bench/download_names.py
 
-Writes bench/results/download_names.json and prints the README's table. Latency is the
-wall time of a whole GET of a 1 KiB File variable (headers and body), one request at a
-time on keep-alive connections, the cases taken in turn, median and p95 of ROUNDS
+Writes bench/results/download_names.json and prints the table docs/endpoints.md shows.
+Latency is the wall time of a whole GET of a 1 KiB File variable (headers and body), one
+request at a time on keep-alive connections, the cases taken in turn, median and p95 of ROUNDS
 requests per case after WARMUP rounds:
 - `direct`: the engine itself;
 - `gateway, name from the engine`: an ASCII name, so the engine's header is exact;

@@ -74,7 +74,7 @@ def _download(route: compare.Route, path: str, size: int) -> dict[str, float | N
         "wall_seconds": round(statistics.median(walls), 3),
         "cpu_s_per_gb": round(user + system, 3) if pids else None,
         # Apart, because the kernel's copies and Python's calls per piece are different
-        # levers (README: the page-aligned buffer).
+        # levers (docs/performance.md: the page-aligned buffer).
         "user_s_per_gb": round(user, 3) if pids else None,
         "system_s_per_gb": round(system, 3) if pids else None,
     }

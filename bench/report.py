@@ -1,5 +1,6 @@
 """The tables and chart of `make bench`, from bench/results/compare.json: the chart to
-docs/compare.png, the tables into README.md between the `bench:compare` markers.
+docs/compare.png, and the tables (`markdown`) into docs/performance.md, which `make docs`
+writes with every other generated part (docs/generate.py).
 
     .venv/bin/python bench/report.py
 """
@@ -14,8 +15,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "compare.json"
-README = ROOT / "README.md"
-BEGIN, END = "<!-- bench:compare -->", "<!-- /bench:compare -->"
 MIB, GIB = 1 << 20, 1 << 30
 PATHS = ("direct", "gateway", "nginx-default", "nginx-tuned", "nginx+gateway")
 CHART_CELLS = ((100 * MIB, 1), (GIB, 1), (100 * MIB, 10), (GIB, 10), (MIB, 100))
@@ -287,17 +286,12 @@ def _cases_panel(axis: Any, cases: dict[str, Any]) -> None:
     axis.legend(fontsize=7)
 
 
-def update_readme(result: dict[str, Any], readme: Path = README) -> None:
-    text = readme.read_text()
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    readme.write_text(f"{before}{BEGIN}\n{markdown(result)}\n{END}{after}")
-
-
 def main() -> int:
-    result = json.loads(RESULTS.read_text())
-    update_readme(result)
-    chart(result, ROOT / "docs" / "compare.png")
+    from docs import generate  # docs.figures imports this module
+
+    chart(json.loads(RESULTS.read_text()), ROOT / "docs" / "compare.png")
+    for page in generate.write():
+        print(f"wrote {page}")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from yarl import URL
 
-from gateway import workers
+from gateway import metrics, workers
 from gateway.config import (
     BYTES_FILENAMES,
     CLAMD_FAILURES,
@@ -45,11 +45,25 @@ class Option:
 
 
 OPTIONS = (
-    Option("upstream_url", URL, "the engine's origin, e.g. http://127.0.0.1:8080", name="upstream"),
-    Option("host", str, "address the public API listens on"),
-    Option("port", int, "port of the public API (the proxied /engine-rest)"),
+    Option(
+        "upstream_url",
+        URL,
+        "the engine's origin, e.g. http://127.0.0.1:8080, without a path: /engine-rest/… and "
+        "every other path are forwarded as they come",
+        name="upstream",
+    ),
+    Option("host", str, "address the public port listens on (0.0.0.0 in a container)"),
+    Option(
+        "port",
+        int,
+        "the public port: the engine's REST API, its webapps and every other path, proxied",
+    ),
     Option("admin_host", str, "address of the admin port (/livez, /readyz, /metrics)"),
-    Option("admin_port", int, "admin port; never exposed through the public port"),
+    Option(
+        "admin_port",
+        int,
+        "port of /metrics, /livez and /readyz; never reachable through the public port",
+    ),
     Option("connect_timeout_seconds", float, "time allowed to open a connection to the engine"),
     Option(
         "read_timeout_seconds",
@@ -202,7 +216,13 @@ OPTIONS = (
         "admin and plugin APIs); refuse: 404 for paths outside every API root",
         choices=OTHER_PATHS,
     ),
-    Option("log_level", str, "log level", choices=LOG_LEVELS),
+    Option(
+        "log_level",
+        str,
+        "what goes to stderr: at info, one access line per request and the gateway's own "
+        "notices; warning and error, only faults",
+        choices=LOG_LEVELS,
+    ),
 )
 
 
@@ -213,6 +233,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         description="Streaming gateway for Camunda 7-compatible process engines. "
         "Each flag can also be set by the environment variable shown.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metrics.version()}")
     for option in OPTIONS:
         default = getattr(defaults, option.field)
         if option.env in environ:

@@ -2,7 +2,7 @@
 (or in runs of the alphabet) as it streams.
 
 Which one the engine runs depends on the type and the engine (VariableValueDto.toTypedValue,
-tried against both engines, README "Files in JSON"):
+tried against both engines, docs/files-in-json.md):
 - Bytes values, in Operaton and in Camunda 7: Jackson parses `"` + value + `"` again into a
   byte[] with its default variant, MIME without line feeds (jackson-core 2.21
   ReaderBasedJsonParser._decodeBase64 and ParserBase._decodeBase64Escape, translated):

@@ -11,7 +11,7 @@ a value is never held, and `value` may come before or after `type` in its object
 decoding is done for both types at once until the type is known).
 
 How the engine reads such a value (VariableValueDto.toTypedValue, Operaton 1.0.3 and
-Camunda 7.24; tried against both, README "Files in JSON"):
+Camunda 7.24; tried against both, docs/files-in-json.md):
 - the type name's first letter is lower-cased and looked up: `File`, `file`, `Bytes`,
   `bytes` are binary, `FILE` is not a type at all; the last of repeated keys wins;
 - the value is base64, decoded as base64decoding.py says: a Bytes value by Jackson in both

@@ -44,6 +44,17 @@ SCAN_DOORS = ("multipart", "raw", "json", "data")
 JSON_FILE_TYPES = ("File", "Bytes")
 DIGEST_FIELDS = ("Repr-Digest", "Content-Digest")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+# Every label's values but the route's (routes.py has those): docs/monitoring.md lists them.
+LABEL_VALUES: dict[str, tuple[str, ...]] = {
+    "direction": DIRECTIONS,
+    "method": (*sorted(METHODS), "other"),
+    "status_class": STATUS_CLASSES,
+    "outcome": OUTCOMES,
+    "door": SCAN_DOORS,
+    "type": JSON_FILE_TYPES,
+    "field": DIGEST_FIELDS,
+}
 
 # Seconds: a JSON call takes milliseconds, a 4 GiB transfer minutes.
 DURATION_BUCKETS = (
@@ -228,8 +239,7 @@ def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
         ),
         scans=Counter(
             "engine_gateway_scans",
-            "Files scanned by clamd, by the door they took (SCAN_DOORS) and how the scan "
-            "ended (SCAN_OUTCOMES).",
+            "Files scanned by clamd, by the door they took and how the scan ended.",
             ["direction", "door", "outcome"],
             registry=own,
         ),

@@ -10,7 +10,7 @@ same JAX-RS resources:
 - JSON_DOORS: JSON bodies with the engine's typed values (File and Bytes in base64), and
   where in the body the engine reads them (jsonvalues.py), in the request and in the
   answer. The list is the engine's own (engine-rest's DTOs that hold VariableValueDto maps
-  and the resources that take them, Operaton 1.0.3; README "Files in JSON").
+  and the resources that take them, Operaton 1.0.3; docs/files-in-json.md).
 Paths are matched in their raw (percent-encoded) form, below their API root, so a variable
 name is decoded exactly once, as the engine does, and without
 their path (matrix) parameters: `…/data;x=1` is `…/data` to Tomcat and Jersey (measured: a
@@ -64,6 +64,7 @@ Lookup = ResourceLookup | ScopeLookup
 @dataclass(frozen=True)
 class BinaryRoute:
     label: str  # bounded name for logs and metric labels
+    path: str  # below the API root, as the engine's docs write it
     pattern: re.Pattern[str]
     download: bool
     upload: bool
@@ -114,18 +115,16 @@ _SEGMENT = r"[^/]+"
 def _route(
     label: str, path: str, *, download: bool, upload: bool, lookup: Lookup | None = None
 ) -> BinaryRoute:
-    regex = (
-        path.replace("{id}", _SEGMENT)
-        .replace("{scope}", f"(?P<scope>{_SEGMENT})")
-        .replace("{name}", f"(?P<name>{_SEGMENT})")
-    )
-    return BinaryRoute(label, re.compile(f"^/{regex}$"), download, upload, lookup)
+    # A variable's scope is the first id: its metadata lookup names it.
+    regex = path.replace("{id}", f"(?P<scope>{_SEGMENT})", 1 if "{name}" in path else 0)
+    regex = regex.replace("{id}", _SEGMENT).replace("{name}", f"(?P<name>{_SEGMENT})")
+    return BinaryRoute(label, path, re.compile(f"^/{regex}$"), download, upload, lookup)
 
 
 def _variables(
     scope: str, variables: str, scope_filter: str, inherited_from: str | None = None
 ) -> BinaryRoute:
-    path = f"{scope}/{{scope}}/{variables}/{{name}}/data"
+    path = f"{scope}/{{id}}/{variables}/{{name}}/data"
     lookup = ScopeLookup(scope_filter, inherited_from)
     return _route("variable_data", path, download=True, upload=True, lookup=lookup)
 

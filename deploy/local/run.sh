@@ -44,7 +44,7 @@ wait_for() { # url what pid
 
 database_args=() heap=1g
 if [ "$DB" = postgres ]; then
-    # the engine holds more copies of a binary value on PostgreSQL (README, "Engines tested")
+    # the engine holds more copies of a binary value on PostgreSQL (docs/scaling.md, "The engine")
     heap=2g
     pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
     # PostgreSQL will not run as root: as root, run it as Debian's postgres user.

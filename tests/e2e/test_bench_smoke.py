@@ -1,5 +1,5 @@
 """`make bench` in miniature (tiny sizes, 1-second wrk runs): every path starts, every case
-moves its bytes, and the report renders the README tables and the chart from the JSON."""
+moves its bytes, and the report renders docs/performance.md's tables and the chart from the JSON."""
 
 from __future__ import annotations
 
@@ -30,12 +30,6 @@ def test_the_benchmark_runs_every_case_and_reports_them(tmp_path: Path) -> None:
     assert all(c["requests_per_s"] > 0 for c in result["real_engine"]["json"])
     assert (tmp_path / "compare.png").stat().st_size > 0
 
-    readme = tmp_path / "README.md"
-    readme.write_text(f"before\n{report.BEGIN}\nold\n{report.END}\nafter\n")
-    report.update_readme(result, readme)
-    text = readme.read_text()
-    assert text.startswith("before\n")
-    assert text.endswith("after\n")
-    assert "old" not in text
+    text = report.markdown(result)
     assert "| upload | 64 KiB x 2 |" in text
     assert "| `GET /engine`, 32 connections, req/s vs nginx | ≥ 0.5 |" in text  # #21's goals

@@ -1,6 +1,6 @@
 """The engine's base64 decoders, against what the engines did with the same values: each row
 was sent to Operaton 1.0.3 and Camunda 7.24 as `PUT …/variables/{name}` and read back from
-`…/data` (README "Files in JSON" has the run). None: the engine refused the value."""
+`…/data` (docs/files-in-json.md has the run). None: the engine refused the value."""
 
 from __future__ import annotations
 

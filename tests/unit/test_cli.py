@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
+from gateway import metrics
 from gateway.__main__ import OPTIONS, parse_config
 from gateway.config import Config
 from gateway.workers import event_loop_factory
@@ -143,3 +144,10 @@ def test_clamd_is_reached_over_tcp_or_a_unix_socket() -> None:
     assert unix is not None
     assert (unix.host, unix.port, unix.path) == (None, None, "/run/clamav/clamd.ctl")
     assert parse_config([], {}).clamd_address is None
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_config(["--version"], {})
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"engine-gateway {metrics.version()}"
