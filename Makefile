@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: docs image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: docs seaweedfs-tools image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 # Java and Maven from Debian's packages, if missing.
 tools:
@@ -42,6 +42,11 @@ postgres-tools:
 # bench/scanning.py; they start it themselves, with the project's own signatures (deploy/clamd).
 clamd-tools:
 	@bash deploy/local/ensure-tools.sh clamd:clamav-daemon
+
+# SeaweedFS (weed), built from the Go module proxy into .tools/bin (its module and build
+# caches in .tools/go), for the document store's S3 tests.
+seaweedfs-tools:
+	@bash deploy/local/ensure-seaweedfs.sh
 
 # kustomize, for the tests in tests/deploy.
 k8s-tools:
@@ -76,7 +81,7 @@ faults: $(VENV)/.installed
 # tests/fuzz/corpus/<target>; a crashing input to .fuzz/<target>-crash-<sha1>. `make test`
 # runs each for a minute (tests/fuzz/test_fuzz_short.py).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := headers disposition multipart jsonvalues
+FUZZ_TARGETS := headers disposition multipart jsonvalues reference ranges
 FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
 .PHONY: $(FUZZ_RUNS)
 fuzz: $(FUZZ_RUNS)
@@ -87,7 +92,7 @@ $(FUZZ_RUNS): fuzz-%: $(VENV)/.installed
 		-artifact_prefix=.fuzz/$*- .fuzz/$* tests/fuzz/corpus/$*
 
 # The gateway in front of the real engine and Debian's clamd (tests/integration).
-integration: $(VENV)/.installed $(JAR) clamd-tools $(if $(filter postgres,$(DB)),postgres-tools)
+integration: $(VENV)/.installed $(JAR) clamd-tools seaweedfs-tools $(if $(filter postgres,$(DB)),postgres-tools)
 	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q tests/integration
 
 # Chromium, nginx and Prometheus with the real engine (tests/e2e).
@@ -118,7 +123,7 @@ deploy-check: $(VENV)/.installed k8s-tools
 	$(PY) -m pytest -q tests/deploy
 
 # Everything: lint, typecheck and every suite under tests/ (about 13 minutes from a fresh clone).
-test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools postgres-tools clamd-tools lint typecheck
+test: $(VENV)/.installed $(JAR) e2e-tools k8s-tools postgres-tools clamd-tools seaweedfs-tools lint typecheck
 	ENGINE=$(ENGINE) DB=$(DB) $(PY) -m pytest -q -ra tests
 
 # The gateway side by side with direct and nginx, all cases in one run (bench/compare.py),

@@ -11,7 +11,7 @@ from typing import Any
 
 from yarl import URL
 
-from gateway import metrics, workers
+from gateway import documents, metrics, workers
 from gateway.config import (
     BYTES_FILENAMES,
     CLAMD_FAILURES,
@@ -217,6 +217,31 @@ OPTIONS = (
         choices=OTHER_PATHS,
     ),
     Option(
+        "document_store",
+        str,
+        "where files beyond the engine live: file:///abs/dir, or s3://bucket[/prefix] with "
+        "credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; the engine "
+        "then keeps a signed reference for each File and Bytes value over "
+        "--offload-above-bytes; empty: the engine keeps every file itself",
+    ),
+    Option(
+        "document_store_endpoint",
+        str,
+        "the URL of an S3-compatible store (SeaweedFS, MinIO, Ceph RGW); empty: AWS S3",
+    ),
+    Option(
+        "document_key_file",
+        str,
+        "the keys that sign references (HMAC-SHA256), one per line: the first signs, every "
+        "one verifies, so keys can be rotated; every gateway sharing a store shares it",
+    ),
+    Option(
+        "offload_above_bytes",
+        int,
+        "with --document-store, File and Bytes values larger than this go to the store; "
+        "0: every one",
+    ),
+    Option(
         "log_level",
         str,
         "what goes to stderr: at info, one access line per request and the gateway's own "
@@ -251,9 +276,12 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         )
     arguments = parser.parse_args(argv)
     try:
-        return Config(**vars(arguments))
-    except ConfigError as error:
+        config = Config(**vars(arguments))
+        if config.document_store:
+            documents.read_keys(config.document_key_file)
+    except (ConfigError, documents.KeysError) as error:
         parser.error(str(error))
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -38,11 +38,13 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import health, logstream, metadata, metrics, proxy, relay
 from gateway.config import Config
+from gateway.documents import Documents, read_keys
 from gateway.state import (
     ACCESS_LOG,
     CLIENT,
     CONFIG,
     CUTTING,
+    DOCUMENTS,
     DRAINING,
     ENGINE_UNREACHABLE,
     IN_FLIGHT,
@@ -51,6 +53,7 @@ from gateway.state import (
     RELAY,
     InFlight,
 )
+from gateway.store import Store
 
 log = logging.getLogger("gateway")
 
@@ -86,6 +89,17 @@ def engine_client(
     )
 
 
+def _documents(config: Config) -> Documents | None:
+    location = config.document_location
+    if location is None:
+        return None
+    return Documents(
+        Store(location, read_timeout_seconds=config.read_timeout_seconds),
+        read_keys(config.document_key_file),
+        config.offload_above_bytes,
+    )
+
+
 def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     """The public application (proxied /engine-rest) and the admin application."""
     draining, unreachable = asyncio.Event(), asyncio.Event()
@@ -95,6 +109,7 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     public[ACCESS_LOG] = logstream.access_writer()
     admin = web.Application()
     counted = metrics.create(enabled=config.metrics == "on", shared=config.workers > 1)
+    public[DOCUMENTS] = _documents(config)
     for app in (public, admin):
         app[CONFIG] = config
         app[DRAINING] = draining

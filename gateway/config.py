@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from gateway import store
 from gateway.clamd import Address, parse_address
 from gateway.disposition import DISPOSITION_TYPES
 from gateway.routes import ApiRoots
@@ -65,6 +66,12 @@ class Config:
     # pass: every path goes to the engine (the gateway is its front door); refuse: paths
     # outside every API root get 404, as a gateway for the REST API alone.
     other_paths: str = "pass"
+    # Where offloaded files live: file:///abs/dir or s3://bucket[/prefix]; empty: no store,
+    # the engine keeps every file itself.
+    document_store: str = ""
+    document_store_endpoint: str = ""  # an S3-compatible store's URL (SeaweedFS, MinIO, Ceph)
+    document_key_file: str = ""  # the references' HMAC keys, one a line, the first signs
+    offload_above_bytes: int = 1 << 20  # 0: every File and Bytes value goes to the store
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -142,6 +149,19 @@ class Config:
             raise ConfigError(f"clamd_failure must be one of {', '.join(CLAMD_FAILURES)}")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
+        if self.document_store:
+            try:
+                store.parse_location(self.document_store, self.document_store_endpoint or None)
+            except store.StoreConfigError as error:
+                raise ConfigError(str(error)) from None
+            if not self.document_key_file:
+                raise ConfigError("document_store needs document_key_file (the references' keys)")
+        elif self.document_store_endpoint:
+            raise ConfigError("document_store_endpoint needs document_store")
+        if self.offload_above_bytes < 0:
+            raise ConfigError(
+                f"offload_above_bytes must not be negative, got {self.offload_above_bytes}"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 
@@ -160,6 +180,12 @@ class Config:
     @property
     def clamd_address(self) -> Address | None:
         return parse_address(self.clamd) if self.clamd else None
+
+    @property
+    def document_location(self) -> store.Location | None:
+        if not self.document_store:
+            return None
+        return store.parse_location(self.document_store, self.document_store_endpoint or None)
 
     @property
     def logging_level(self) -> int:

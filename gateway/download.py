@@ -41,11 +41,13 @@ from gateway import (
     jsonvalues,
     metadata,
     relay,
+    resolve,
     routes,
     splice,
 )
 from gateway.config import Config
-from gateway.state import CONFIG, METADATA_CLIENT, METRICS
+from gateway.reference import Forged, Reference
+from gateway.state import CONFIG, DOCUMENTS, METADATA_CLIENT, METRICS
 from gateway.transfer import (
     CHUNK_BYTES,
     SMALL_BODY_BYTES,
@@ -143,11 +145,15 @@ async def body_down(
             config, counted, route.label, route.places_down, route.variable_name
         )
     try:
-        return await _send(request, transfer, upstream, outgoing_headers, reason, watched, config)
+        return await _send(
+            request, transfer, upstream, outgoing_headers, reason, watched, config, binary=binary
+        )
     finally:
         if watched is not None:
             watched.close()
-            transfer.digest, transfer.scan = watched.log_digest(), watched.scan_result
+            if transfer.resolved != "document":  # else the document's, set by resolve.py
+                transfer.digest = watched.log_digest()
+            transfer.scan = watched.scan_result
             transfer.json_files, transfer.json_file_bytes = watched.files, watched.file_bytes
 
 
@@ -175,6 +181,8 @@ async def _send(
     reason: str | None,
     watched: Watched | None,
     config: Config,
+    *,
+    binary: bool,
 ) -> web.StreamResponse:
     if watched is not None and (refusal := await watched.start()) is not None:
         return refuse(transfer, refusal, "rejected")
@@ -183,7 +191,9 @@ async def _send(
     whole: bytes | None = None
     framed: memoryview | None = None  # a relayed chunked body, whole, framed as it came
     ahead = b""  # read ahead, not yet sent
-    if request.method != "HEAD":
+    documents = request.app[DOCUMENTS] if binary else None
+    # A download's HEAD went to the engine as GET when it may be a reference (proxy.py).
+    if request.method != "HEAD" or (documents is not None and _small(upstream)):
         try:
             if _small(upstream):
                 whole = await upstream.read()
@@ -198,6 +208,15 @@ async def _send(
         except (aiohttp.ClientError, relay.Ended) as error:
             detail = str(error) or type(error).__name__
             return refuse(transfer, errors.upstream_unreachable(detail))
+    if whole is not None and documents is not None:
+        found = documents.verified(whole)
+        if isinstance(found, Reference):
+            assert watched is None or isinstance(watched, inspection.Download)
+            return await resolve.answer(
+                request, transfer, found, documents, outgoing_headers, watched
+            )
+        if isinstance(found, Forged):
+            transfer.resolved = "forged"  # served as the small file it is, never resolved
     if whole is not None:
         if watched is not None:
             refusal = await watched.content(whole) or await watched.finish()

@@ -198,6 +198,11 @@ class Upload:
         self.scan_result = "-"  # for the log line: the worst of the parts' results
 
     @property
+    def hashes_stored(self) -> bool:
+        """Whether `stored` will hold the stored content's SHA-256 (digests on)."""
+        return self._stored_algorithms is not None
+
+    @property
     def active(self) -> bool:
         """Whether there is anything to wait for at the end of the body."""
         return self._address is not None or (

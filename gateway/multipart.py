@@ -440,6 +440,7 @@ class WrappedForm:
     head: bytes
     tail: bytes
     part: Part  # the body's part, as the engine will see it
+    value_type: str  # the variable's type, as the form's valueType part says it
 
     def length(self, body_length: int) -> int:
         return len(self.head) + body_length + len(self.tail)
@@ -484,5 +485,9 @@ def wrap_raw_body(
         f"Content-Type: text/plain; charset=UTF-8\r\n\r\n{value_type}\r\n--{boundary}--\r\n"
     ).encode()
     return WrappedForm(
-        f"multipart/form-data; boundary={boundary}", head, tail, Part("data", filename, part_type)
+        f"multipart/form-data; boundary={boundary}",
+        head,
+        tail,
+        Part("data", filename, part_type),
+        value_type,
     )

@@ -30,6 +30,7 @@ from gateway.state import (
     CLIENT,
     CONFIG,
     CUTTING,
+    DOCUMENTS,
     ENGINE_UNREACHABLE,
     IN_FLIGHT,
     METRICS,
@@ -108,12 +109,16 @@ async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse
     )
 
     # 3. Body up (upload.py): piped as it arrives, counted against the limit, and by its
-    #    kind validated, wrapped and inspected on the way.
-    body = upload.body_up(request, transfer, outgoing, path_qs)
+    #    kind validated, wrapped and inspected on the way; a large file offloaded into the
+    #    document store first, the engine getting its reference (offload.py).
+    body = await upload.body_up(request, transfer, outgoing, path_qs)
     if isinstance(body, errors.GatewayError):
-        return refuse(transfer, body, "rejected")
-    # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload.
+        return refuse(transfer, body, transfer.rejection_outcome)
+    # The engine takes uploads only as POST; PUT (curl -T) is the gateway's raw upload. A
+    # download's HEAD asks with GET when the answer may be a reference (resolve.py).
     method = "POST" if transfer.route.kind is routes.Kind.UPLOAD else request.method
+    if downloads and method == "HEAD" and request.app[DOCUMENTS] is not None:
+        method = "GET"
     try:
         upstream: Upstream
         if download.relayable(request, transfer.route, config):  # its own connection

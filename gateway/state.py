@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config import Config
+from gateway.documents import Documents
 from gateway.logstream import AccessWriter
 from gateway.metrics import Metrics
 from gateway.relay import Pool
@@ -25,6 +26,8 @@ DRAINING = web.AppKey("draining", asyncio.Event)
 # Set when the drain timeout has run out: a request cancelled from then on was cut by it.
 CUTTING = web.AppKey("cutting", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
+# The document store and its keys (documents.py); None without --document-store.
+DOCUMENTS: web.AppKey[Documents | None] = web.AppKey("documents")
 # Set when a connection to the engine could not be opened (by a request or a readiness
 # check): with --refuse-while-engine-down, app.py's gate then closes the public port.
 ENGINE_UNREACHABLE = web.AppKey("engine_unreachable", asyncio.Event)

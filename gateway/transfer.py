@@ -50,6 +50,8 @@ class Transfer:
     scan: str = "-"  # clamd's verdict: clean, found:<signature>, failed_open, failed_closed
     json_files: int = 0  # File and Bytes values carried in a JSON body (jsonvalues.py)
     json_file_bytes: int = 0  # their decoded size
+    offloaded: int = 0  # File and Bytes values put into the document store (offload.py)
+    resolved: str = "-"  # a download served from the store: document, or why not (resolve.py)
     # Why the gateway cut an upload short (set inside the body stream, read by proxy.py).
     rejection: errors.GatewayError | None = None
     rejection_outcome: str = "rejected"
@@ -71,6 +73,7 @@ class Transfer:
             f"status={self.status} bytes_up={self.bytes_up} bytes_down={self.bytes_down} "
             f"filename_source={self.filename_source} digest={self.digest} scan={self.scan} "
             f"json_files={self.json_files} json_file_bytes={self.json_file_bytes} "
+            f"offloaded={self.offloaded} resolved={self.resolved} "
             f"duration_seconds={time.monotonic() - self.started:.3f} outcome={self.outcome} "
             f"path={self.path}"
         )

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import digest, errors, inspection, jsonfiles, jsonvalues, multipart, routes
+from gateway import digest, errors, inspection, jsonfiles, jsonvalues, multipart, offload, routes
 from gateway.config import Config
-from gateway.state import CONFIG, METRICS
+from gateway.state import CONFIG, DOCUMENTS, METRICS
 from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, Upstream, without_parameters
 
 Chunks = AsyncIterator[bytes | memoryview]
@@ -91,11 +91,13 @@ class Body:
         return {}
 
 
-def body_up(
+async def body_up(
     request: web.Request, transfer: Transfer, outgoing: CIMultiDict[str], path_qs: str
 ) -> Body | errors.GatewayError:
-    """The engine's request body, by its kind; or the error to refuse the request with.
-    `outgoing` (the engine's request headers) is adjusted where the kind changes the body."""
+    """The engine's request body, by its kind; or the error to refuse the request with
+    (`transfer.rejection_outcome` its outcome). `outgoing` (the engine's request headers)
+    is adjusted where the kind changes the body. An offloaded value is in the store when
+    this returns (offload.py)."""
     config = request.app[CONFIG]
     declared = request.content_length
     if config.max_upload_bytes and declared is not None and declared > config.max_upload_bytes:
@@ -105,10 +107,10 @@ def body_up(
     kind = _KINDS.get(transfer.route.kind)
     if kind is None:
         return passed
-    return kind(request, transfer, outgoing, incoming, path_qs) or passed
+    return await kind(request, transfer, outgoing, incoming, path_qs) or passed
 
 
-def _form_or_raw(
+async def _form_or_raw(
     request: web.Request,
     transfer: Transfer,
     outgoing: CIMultiDict[str],
@@ -139,11 +141,45 @@ def _form_or_raw(
             return errors.bad_request(str(error))
         inspected = _upload_inspection(request, claimed, variable=True, raw=True)
         path_qs = str(without_parameters(request.rel_url, RAW_UPLOAD_PARAMETERS))
+        documents = request.app[DOCUMENTS]
+        if documents is not None and wrapped.value_type in offload.OFFLOADED_TYPES:
+            decision = await offload.decide(documents, request.content_length, incoming)
+            incoming = decision.body
+            if decision.offloaded:
+                return await _offloaded_raw(
+                    request, transfer, outgoing, incoming, inspected, wrapped, path_qs
+                )
         return Body(_wrapped_body(incoming, wrapped, transfer, inspected), path_qs, inspected)
     return None
 
 
-def _json(
+async def _offloaded_raw(
+    request: web.Request,
+    transfer: Transfer,
+    outgoing: CIMultiDict[str],
+    incoming: AsyncIterator[bytes],
+    inspected: inspection.Upload | None,
+    wrapped: multipart.WrappedForm,
+    path_qs: str,
+) -> Body | errors.GatewayError:
+    documents = request.app[DOCUMENTS]
+    assert documents is not None
+    try:
+        data = await offload.raw(
+            request, documents, transfer, outgoing, incoming, inspected, wrapped
+        )
+    except offload.Refused as refused:
+        transfer.rejection_outcome = refused.outcome
+        return refused.error
+    except UploadRejected:
+        assert transfer.rejection is not None
+        return transfer.rejection
+    finally:
+        _inspection_done(inspected, transfer)
+    return Body(data, path_qs, inspected)
+
+
+async def _json(
     request: web.Request,
     transfer: Transfer,
     outgoing: CIMultiDict[str],
@@ -168,7 +204,7 @@ def _json(
 
 Kind = Callable[
     [web.Request, Transfer, CIMultiDict[str], AsyncIterator[bytes], str],
-    Body | errors.GatewayError | None,
+    Awaitable[Body | errors.GatewayError | None],
 ]
 _KINDS: dict[routes.Kind, Kind] = {routes.Kind.UPLOAD: _form_or_raw, routes.Kind.JSON: _json}
 

@@ -7,6 +7,7 @@ stopped by its pid. Nothing here sleeps to synchronise: it polls a condition.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -21,6 +22,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
+
+from obstore.store import S3Store
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_DIR = ROOT / "deploy" / "engine"
@@ -71,11 +75,20 @@ class Running:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _spawn(command: list[str], log_path: Path, port: int, cwd: Path | None = None) -> Running:
+def _spawn(
+    command: list[str],
+    log_path: Path,
+    port: int,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Running:
     """`command` as a child process with its output in `log_path` (after what an earlier
-    process on the same port wrote there), serving on `port`."""
+    process on the same port wrote there), serving on `port`; `env` added to ours."""
+    environment = {**os.environ, **env} if env else None
     with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=environment
+        )
     return Running(process, f"http://{LOOPBACK}:{port}", log_path)
 
 
@@ -325,6 +338,7 @@ def start_gateway(
     *extra_args: str,
     wait_for: str = "/readyz",
     ports: tuple[int, int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Gateway:
     """The gateway before `upstream_url` on `ports` (public, admin), free ones if None."""
     port, admin_port = ports or (free_port(), free_port())
@@ -347,6 +361,7 @@ def start_gateway(
         log_path,
         port,
         cwd=ROOT,
+        env=env,
     )
     admin_url = f"http://{LOOPBACK}:{admin_port}"
     _wait_ready(running, admin_url + wait_for, 30, "gateway")
@@ -354,8 +369,10 @@ def start_gateway(
 
 
 @contextlib.contextmanager
-def gateway(work_dir: Path, upstream_url: str, *extra_args: str) -> Iterator[Gateway]:
-    started = start_gateway(work_dir, upstream_url, *extra_args)
+def gateway(
+    work_dir: Path, upstream_url: str, *extra_args: str, env: dict[str, str] | None = None
+) -> Iterator[Gateway]:
+    started = start_gateway(work_dir, upstream_url, *extra_args, env=env)
     try:
         yield started
     finally:
@@ -588,6 +605,119 @@ def start_clamd(work_dir: Path, *, stream_max_length: str = "4000M") -> Clamd:
 @contextlib.contextmanager
 def clamd(work_dir: Path, *, stream_max_length: str = "4000M") -> Iterator[Clamd]:
     started = start_clamd(work_dir, stream_max_length=stream_max_length)
+    try:
+        yield started
+    finally:
+        stop(started.running.process)
+
+
+WEED = ROOT / ".tools" / "bin" / "weed"
+S3_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class SeaweedFS:
+    """A SeaweedFS serving S3 on loopback, with its own signing identity."""
+
+    running: Running
+    s3_port: int
+    access_key: str
+    secret_key: str
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.s3_port}"
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The environment an S3 client finds its credentials in."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": S3_REGION,
+        }
+
+    def _signed(self, method: str, path: str, expect_xml: bool = False) -> bytes:
+        """A request signed with SigV4 by curl: what obstore cannot do (buckets, uploads)."""
+        done = subprocess.run(
+            [
+                "curl", "-sS", "--fail-with-body", "-X", method,
+                "--aws-sigv4", f"aws:amz:{S3_REGION}:s3",
+                "--user", f"{self.access_key}:{self.secret_key}",
+                self.url + path,
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{method} {path}: {done.stdout!r} {done.stderr!r}")
+        return done.stdout
+
+    def create_bucket(self, bucket: str) -> None:
+        self._signed("PUT", f"/{bucket}")
+
+    def open_multipart_uploads(self, bucket: str) -> list[str]:
+        """ListMultipartUploads: the keys of uploads begun and neither completed nor aborted."""
+        # Our own SeaweedFS on loopback: its XML is not untrusted input.
+        answer = ElementTree.fromstring(self._signed("GET", f"/{bucket}?uploads="))  # noqa: S314
+        return [key.text or "" for key in answer.iter() if key.tag.endswith("}Key")]
+
+    def bucket_store(self, bucket: str) -> S3Store:
+        return S3Store(
+            bucket,
+            endpoint=self.url,
+            access_key_id=self.access_key,
+            secret_access_key=self.secret_key,
+            region=S3_REGION,
+            client_options={"allow_http": True},
+        )
+
+
+def _s3_answers(url: str) -> bool:
+    """Anything but a refused connection: unsigned, S3 answers 403 once it serves."""
+    return http_status(url + "/") is not None
+
+
+def start_seaweedfs(work_dir: Path) -> SeaweedFS:
+    """`weed mini` (master, volume server, filer and S3 in one process), built by
+    deploy/local/ensure-seaweedfs.sh: every port free and on loopback, no admin UI or
+    WebDAV, and an S3 identity of its own, so every request must be signed."""
+    directory = Path(tempfile.mkdtemp(prefix="seaweedfs-", dir=work_dir))
+    access_key, secret_key = secrets.token_hex(8), secrets.token_hex(20)
+    identities = directory / "s3.json"
+    identity = {
+        "name": "gateway",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }
+    identities.write_text(json.dumps({"identities": [identity]}))
+    (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, admin,
+     admin_grpc) = (free_port() for _ in range(10))  # fmt: skip
+    command = [
+        str(WEED), "mini", f"-dir={directory / 'data'}",
+        f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
+        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-webdav=false", "-admin.ui=false", "-admin.port.legacy=0",
+        f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}",
+        "-master.telemetry=false", f"-s3.config={identities}",
+        f"-filer.localSocket={directory / 'filer.sock'}",
+        f"-s3.localSocket={directory / 's3.sock'}",
+    ]  # fmt: skip
+    (directory / "data").mkdir()
+    running = _spawn(command, directory / "weed.log", s3, cwd=directory)
+    started = SeaweedFS(running, s3, access_key, secret_key, directory)
+    _wait_ready(running, lambda: _s3_answers(started.url), 120, "SeaweedFS")
+    return started
+
+
+@contextlib.contextmanager
+def seaweedfs(work_dir: Path) -> Iterator[SeaweedFS]:
+    started = start_seaweedfs(work_dir)
     try:
         yield started
     finally:

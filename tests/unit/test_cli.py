@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from yarl import URL
 
-from gateway import metrics
+from gateway import metrics, store
 from gateway.__main__ import OPTIONS, parse_config
 from gateway.config import Config
 from gateway.workers import event_loop_factory
@@ -81,6 +83,10 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_JSON_STRING_LIMIT_CHARS",
         "ENGINE_GATEWAY_WEBAPP_PATH",
         "ENGINE_GATEWAY_OTHER_PATHS",
+        "ENGINE_GATEWAY_DOCUMENT_STORE",
+        "ENGINE_GATEWAY_DOCUMENT_STORE_ENDPOINT",
+        "ENGINE_GATEWAY_DOCUMENT_KEY_FILE",
+        "ENGINE_GATEWAY_OFFLOAD_ABOVE_BYTES",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
@@ -151,3 +157,29 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         parse_config(["--version"], {})
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"engine-gateway {metrics.version()}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--document-store", "file:///var/lib/documents"],  # no key file
+        ["--document-store", "file://relative/dir", "--document-key-file", "k"],
+        ["--document-store", "ftp://host/dir", "--document-key-file", "k"],
+        ["--document-store-endpoint", "http://127.0.0.1:8333"],  # no store
+        ["--offload-above-bytes", "-1"],
+    ],
+)
+def test_a_document_store_configured_wrong_is_refused_at_start(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(argv, {})
+
+
+def test_a_document_store_needs_a_readable_key_file_with_a_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("too short\n")
+    argv = ["--document-store", "s3://bucket/prefix", "--document-key-file", str(keys)]
+    with pytest.raises(SystemExit):
+        parse_config(argv, {})
+    keys.write_text("a" * 64 + "\n")
+    config = parse_config(argv, {})
+    assert config.document_location == store.Location("s3://bucket/prefix")

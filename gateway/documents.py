@@ -1,0 +1,118 @@
+"""Documents: the files the engine keeps only a signed reference to, as the gateway makes
+and finds them. The store holds the bytes (store.py), the reference says where they are
+(reference.py); this module ties the two, for the upload side (offload.py) and the
+download side (resolve.py).
+
+A document is three things in the store: its content under its SHA-256 (shared by every
+document with the same bytes), its record under its id (the signed reference, as the
+engine stores it), and, between the two, nothing else. A reference resolves only when its
+signature is valid, its record is there and its content is there:
+- no record: the document was deleted (a decision): 404 DocumentNotFoundException;
+- a record and no content: the store lost it (a failure): 502 DocumentMissingException,
+  counted, and alerted on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway import errors, reference
+from gateway.reference import Forged, Reference
+from gateway.store import CONTENT, Staged, Store
+
+# Where a document can be fetched through the gateway (the documents API's path).
+DOCUMENTS_PATH = "/documents"
+
+
+class KeysError(ValueError):
+    """The document key file cannot be read or holds no usable key."""
+
+
+def read_keys(path: str) -> tuple[bytes, ...]:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise KeysError(f"cannot read the document key file {path!r}: {error}") from None
+    except UnicodeDecodeError:
+        raise KeysError(f"the document key file {path!r} is not text") from None
+    try:
+        return reference.parse_keys(text)
+    except reference.KeyFileError as error:
+        raise KeysError(f"{path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Documents:
+    store: Store
+    keys: tuple[bytes, ...]  # the first signs, every one verifies
+    offload_above_bytes: int  # values larger than this go to the store; 0: every one
+
+    def offloads(self, size_bytes: int) -> bool:
+        return size_bytes > self.offload_above_bytes or self.offload_above_bytes == 0
+
+    async def create(
+        self, staged: Staged, content_hash: str, content_type: str | None, name: str | None
+    ) -> bytes:
+        """The staged content committed as a new document; its signed reference."""
+        await self.store.commit(staged, content_hash)
+        document_id = str(uuid.uuid4())
+        made = Reference(
+            store_id=self.store.id,
+            document_id=document_id,
+            content_hash=content_hash,
+            size=staged.size,
+            content_type=content_type,
+            file_name=name,
+            expires_at=None,
+            href=f"{DOCUMENTS_PATH}/{document_id}?contentHash={content_hash}",
+        )
+        signed = reference.encode(made, self.keys[0])
+        await self.store.put_record(document_id, signed)
+        return signed
+
+    def verified(self, data: bytes) -> Reference | Forged | None:
+        """What `data` (a small answer of the engine's) is: a reference this gateway signed,
+        a forged one, or any other file (None)."""
+        return reference.decode(data, self.keys)
+
+    async def located(self, found: Reference) -> int | errors.GatewayError:
+        """The size of a verified reference's content in the store, or why it cannot be
+        served. Raises StoreError when the store does not answer."""
+        if await self.store.record(found.document_id) is None:
+            return document_not_found(found.document_id)
+        size = await self.store.size(CONTENT + found.content_hash)
+        if size is None:
+            return document_missing(found.document_id, found.content_hash)
+        return size
+
+
+def document_not_found(document_id: str) -> errors.GatewayError:
+    return errors.GatewayError(
+        404, "DocumentNotFoundException", f"The document {document_id} was deleted."
+    )
+
+
+def document_missing(document_id: str, content_hash: str) -> errors.GatewayError:
+    return errors.GatewayError(
+        502,
+        "DocumentMissingException",
+        f"The content of document {document_id} (sha-256 {content_hash}) is missing from "
+        "the document store.",
+    )
+
+
+def store_unavailable(reason: str) -> errors.GatewayError:
+    return errors.GatewayError(
+        503,
+        "DocumentStoreUnavailableException",
+        f"The document store did not take the file ({reason}); the engine stored nothing "
+        "of it. Try again later.",
+    )
+
+
+def store_failed(reason: str) -> errors.GatewayError:
+    return errors.GatewayError(
+        502, "DocumentStoreUnavailableException", f"The document store did not answer: {reason}"
+    )

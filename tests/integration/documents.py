@@ -1,0 +1,68 @@
+"""What the document store holds, seen from outside the gateway: the disk as `ls` sees it,
+or an S3 bucket as its own API lists it. Tests ask these, not the gateway's store code,
+whether anything was left behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import obstore
+from obstore.store import S3Store
+
+from tests import processes
+
+
+def key_file(directory: Path, *keys: str) -> Path:
+    """A document key file: the first key signs, every one verifies."""
+    path = directory / "document-keys"
+    path.write_text("".join(f"{key}\n" for key in keys))
+    return path
+
+
+def new_key() -> str:
+    return secrets.token_hex(32)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A store as the gateway is told of it, and how a test looks into it."""
+
+    name: str
+    gateway_args: tuple[str, ...]
+    root: Path | None = None  # the file store's directory
+    s3: processes.SeaweedFS | None = None
+    bucket: str = ""
+
+    def _bucket(self) -> S3Store:
+        assert self.s3 is not None
+        return self.s3.bucket_store(self.bucket)
+
+    def keys(self, prefix: str = "") -> set[str]:
+        """Every object, temporary files of the disk included."""
+        if self.root is not None:
+            found = set()
+            for directory, _, files in os.walk(self.root):
+                for name in files:
+                    found.add(str(Path(directory, name).relative_to(self.root)))
+            return {key for key in found if key.startswith(prefix)}
+        return {meta["path"] for batch in self._bucket().list(prefix) for meta in batch}
+
+    def read(self, key: str) -> bytes:
+        if self.root is not None:
+            return (self.root / key).read_bytes()
+        return bytes(self._bucket().get(key).bytes())
+
+    def delete(self, key: str) -> None:
+        if self.root is not None:
+            (self.root / key).unlink()
+            return
+        obstore.delete(self._bucket(), key)
+
+    def open_uploads(self) -> list[str]:
+        """Multipart uploads begun and neither completed nor aborted (none on a disk)."""
+        if self.s3 is None:
+            return []
+        return self.s3.open_multipart_uploads(self.bucket)

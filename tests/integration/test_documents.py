@@ -1,0 +1,395 @@
+"""The document store in front of the real engine: large files go to the store, the engine
+keeps a signed reference of the same type, and downloads resolve it, ranges and all.
+
+Every test runs against each backend: the disk (`file://`) and SeaweedFS over S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from gateway import reference
+from tests import processes
+from tests.integration import engine_api
+from tests.integration.documents import Backend, key_file, new_key
+
+pytestmark = pytest.mark.engine
+
+THRESHOLD = 1 << 20
+SIZE = 3_000_000  # above the threshold: offloaded
+KEY, RETIRED_KEY = new_key(), new_key()
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    if request.param == "file":
+        root = tmp_path_factory.mktemp("documents")
+        yield Backend("file", ("--document-store", f"file://{root}"), root=root)
+        return
+    with processes.seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as seaweed:
+        bucket = "documents"
+        seaweed.create_bucket(bucket)
+        args = (
+            "--document-store",
+            f"s3://{bucket}/gateway",
+            "--document-store-endpoint",
+            seaweed.url,
+        )
+        yield Backend("s3", args, s3=seaweed, bucket=bucket)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    backend: Backend, engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Gateway]:
+    work = tmp_path_factory.mktemp("gateway")
+    keys = key_file(work, KEY, RETIRED_KEY)
+    args = (*backend.gateway_args, "--document-key-file", str(keys))
+    env = backend.s3.credentials if backend.s3 is not None else {}
+    with processes.gateway(
+        work, engine_process.base_url, *args, "--offload-above-bytes", str(THRESHOLD), env=env
+    ) as started:
+        yield started
+
+
+def _content(size: int, seed: int) -> bytes:
+    return b"".join(engine_api.pseudo_random_chunks(size, seed))
+
+
+async def _put(
+    client: aiohttp.ClientSession, url: str, body: bytes | AsyncIterator[bytes], **query: str
+) -> tuple[int, str]:
+    headers = {"Content-Type": "application/pdf"}
+    async with client.put(url, data=body, params=query, headers=headers) as response:
+        return response.status, await response.text()
+
+
+def _variable_url(base: str, instance_id: str, name: str) -> str:
+    return f"{base}/engine-rest/process-instance/{instance_id}/variables/{name}/data"
+
+
+def _reference_in_engine(engine_url: str, instance_id: str, name: str) -> bytes:
+    return engine_api.get_bytes(_variable_url(engine_url, instance_id, name))
+
+
+@pytest.fixture
+async def offloaded(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    instance: tuple[str, str],
+) -> tuple[str, bytes]:
+    """A fresh instance whose variable `doc` is a 3 MB File offloaded by a raw PUT."""
+    instance_id, _ = instance
+    content = _content(SIZE, seed=len(instance_id))
+    url = _variable_url(gateway.base_url, instance_id, "doc")
+    status, text = await _put(client, url, content, filename="report.pdf")
+    assert status == 204, text
+    return instance_id, content
+
+
+async def test_a_large_raw_upload_is_stored_and_the_engine_keeps_a_reference(
+    offloaded: tuple[str, bytes], engine_process: processes.Running, backend: Backend
+) -> None:
+    instance_id, content = offloaded
+    kept = _reference_in_engine(engine_process.base_url, instance_id, "doc")
+    assert len(kept) <= reference.MAX_BYTES
+    found = reference.decode(kept, [KEY.encode()])
+    assert isinstance(found, reference.Reference)
+    content_hash = hashlib.sha256(content).hexdigest()
+    assert (found.content_hash, found.size) == (content_hash, SIZE)
+    assert (found.file_name, found.content_type) == ("report.pdf", "application/pdf")
+    prefix = "" if backend.root is not None else "gateway/"
+    assert backend.read(f"{prefix}content/{content_hash}") == content
+    assert backend.read(f"{prefix}documents/{found.document_id}") == kept
+    assert not backend.keys(f"{prefix}staging/")
+
+
+async def test_the_variable_downloads_as_the_file_named_with_its_etag(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, offloaded: tuple[str, bytes]
+) -> None:
+    instance_id, content = offloaded
+    async with client.get(_variable_url(gateway.base_url, instance_id, "doc")) as response:
+        body = await response.read()
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.headers["Content-Disposition"].startswith(
+            'attachment; filename="report.pdf"'
+        )
+        assert response.headers["ETag"] == f'"{hashlib.sha256(content).hexdigest()}"'
+        assert response.headers["Accept-Ranges"] == "bytes"
+        assert response.headers["Content-Length"] == str(SIZE)
+    assert body == content
+
+
+@pytest.mark.parametrize(
+    ("range_value", "start", "end"),
+    [
+        ("bytes=0-99", 0, 100),  # the first bytes
+        ("bytes=1000000-1000999", 1_000_000, 1_001_000),  # the middle
+        ("bytes=-5000", SIZE - 5000, SIZE),  # a suffix
+        ("bytes=2999990-", SIZE - 10, SIZE),  # from an offset to the end
+    ],
+)
+async def test_a_range_downloads_those_bytes(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    offloaded: tuple[str, bytes],
+    range_value: str,
+    start: int,
+    end: int,
+) -> None:
+    instance_id, content = offloaded
+    url = _variable_url(gateway.base_url, instance_id, "doc")
+    async with client.get(url, headers={"Range": range_value}) as response:
+        body = await response.read()
+        assert response.status == 206
+        assert response.headers["Content-Range"] == f"bytes {start}-{end - 1}/{SIZE}"
+    assert body == content[start:end]
+
+
+async def test_an_unsatisfiable_range_is_416_with_the_size(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, offloaded: tuple[str, bytes]
+) -> None:
+    instance_id, _ = offloaded
+    url = _variable_url(gateway.base_url, instance_id, "doc")
+    async with client.get(url, headers={"Range": f"bytes={SIZE}-"}) as response:
+        assert response.status == 416
+        assert response.headers["Content-Range"] == f"bytes */{SIZE}"
+        assert (await response.json())["type"] == "RangeNotSatisfiableException"
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+async def test_if_range_serves_the_range_only_while_the_document_is_the_same(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    offloaded: tuple[str, bytes],
+    fresh: bool,
+) -> None:
+    instance_id, content = offloaded
+    tag = f'"{hashlib.sha256(content if fresh else b"before").hexdigest()}"'
+    url = _variable_url(gateway.base_url, instance_id, "doc")
+    async with client.get(url, headers={"Range": "bytes=0-9", "If-Range": tag}) as response:
+        body = await response.read()
+        assert response.status == (206 if fresh else 200)
+    assert body == (content[:10] if fresh else content)
+
+
+async def test_head_answers_the_documents_headers_without_its_body(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, offloaded: tuple[str, bytes]
+) -> None:
+    instance_id, content = offloaded
+    async with client.head(_variable_url(gateway.base_url, instance_id, "doc")) as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(SIZE)
+        assert response.headers["ETag"] == f'"{hashlib.sha256(content).hexdigest()}"'
+        assert await response.read() == b""
+
+
+async def test_a_value_under_the_threshold_stays_in_the_engine(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(THRESHOLD, seed=7)  # not above it
+    status, text = await _put(
+        client, _variable_url(gateway.base_url, instance_id, "small"), content
+    )
+    assert status == 204, text
+    assert _reference_in_engine(engine_process.base_url, instance_id, "small") == content
+
+
+def _written_into_engine(engine_url: str, instance_id: str, name: str, data: bytes) -> None:
+    """A File variable written straight into the engine, around the gateway."""
+    form = engine_api.variable_form(data, len(data), value_type="File", filename="x.pdf")
+    engine_api.call(
+        engine_url,
+        "POST",
+        f"/process-instance/{instance_id}/variables/{name}/data",
+        form.small_body(),
+        content_type=form.content_type,
+    )
+
+
+async def test_a_copied_reference_resolves(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    offloaded: tuple[str, bytes],
+) -> None:
+    instance_id, content = offloaded
+    kept = _reference_in_engine(engine_process.base_url, instance_id, "doc")
+    _written_into_engine(engine_process.base_url, instance_id, "copy", kept)
+    async with client.get(_variable_url(gateway.base_url, instance_id, "copy")) as response:
+        assert response.status == 200
+        assert await response.read() == content
+
+
+async def test_a_reference_signed_with_a_retired_key_resolves(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    offloaded: tuple[str, bytes],
+) -> None:
+    instance_id, content = offloaded
+    found = reference.decode(
+        _reference_in_engine(engine_process.base_url, instance_id, "doc"), [KEY.encode()]
+    )
+    assert isinstance(found, reference.Reference)
+    old = reference.encode(found, RETIRED_KEY.encode())
+    _written_into_engine(engine_process.base_url, instance_id, "old", old)
+    async with client.get(_variable_url(gateway.base_url, instance_id, "old")) as response:
+        assert response.status == 200
+        assert await response.read() == content
+
+
+@pytest.mark.parametrize("change", ["forged", "altered"])
+async def test_a_reference_the_gateway_did_not_sign_is_served_as_the_small_file_it_is(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    offloaded: tuple[str, bytes],
+    change: str,
+) -> None:
+    instance_id, _ = offloaded
+    found = reference.decode(
+        _reference_in_engine(engine_process.base_url, instance_id, "doc"), [KEY.encode()]
+    )
+    assert isinstance(found, reference.Reference)
+    if change == "forged":  # signed with a key the gateway does not have
+        written = reference.encode(found, new_key().encode())
+    else:  # a valid reference, pointed at other content
+        members = json.loads(_reference_in_engine(engine_process.base_url, instance_id, "doc"))
+        members["metadata"]["size"] = 1
+        written = json.dumps(members, ensure_ascii=False, separators=(",", ":")).encode()
+    _written_into_engine(engine_process.base_url, instance_id, "forged", written)
+    async with client.get(_variable_url(gateway.base_url, instance_id, "forged")) as response:
+        assert response.status == 200
+        assert await response.read() == written
+
+
+async def test_a_document_whose_content_is_gone_is_a_502_and_whose_record_is_gone_a_404(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    prefix = "" if backend.root is not None else "gateway/"
+    for name, lost in (("lost", "content"), ("deleted", "documents")):
+        # Content of its own, so that no other test's document shares it.
+        status, _ = await _put(
+            client,
+            _variable_url(gateway.base_url, instance_id, name),
+            _content(SIZE, seed=hash(name)),
+        )
+        assert status == 204
+        found = reference.decode(
+            _reference_in_engine(engine_process.base_url, instance_id, name), [KEY.encode()]
+        )
+        assert isinstance(found, reference.Reference)
+        key = found.content_hash if lost == "content" else found.document_id
+        backend.delete(f"{prefix}{lost}/{key}")
+        async with client.get(_variable_url(gateway.base_url, instance_id, name)) as response:
+            answer = await response.json()
+        expected = (
+            (502, "DocumentMissingException")
+            if lost == "content"
+            else (404, "DocumentNotFoundException")
+        )
+        assert (response.status, answer["type"]) == expected
+
+
+async def test_a_client_leaving_mid_upload_leaves_nothing_in_the_store_or_the_engine(
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    before = backend.keys()
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    path = f"/engine-rest/process-instance/{instance_id}/variables/cut/data?filename=cut.bin"
+    with socket.create_connection((processes.LOOPBACK, port)) as sock:
+        sock.sendall(
+            f"PUT {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: {engine_api.AUTHORIZATION}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {40 << 20}\r\n\r\n".encode()
+        )
+        for _ in range(20):  # 20 MiB of 40, then gone
+            sock.sendall(b"\0" * (1 << 20))
+
+    def settled() -> bool:
+        return backend.keys() == before and not backend.open_uploads()
+
+    await asyncio.to_thread(
+        processes.wait_until, settled, timeout_seconds=30, what="the store as it was"
+    )
+    query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName=cut"
+    assert engine_api.call(engine_process.base_url, "GET", query) == []
+
+
+@pytest.fixture(scope="module")
+def scanning_gateway_with_store(
+    backend: Backend,
+    engine_process: processes.Running,
+    clamd_process: processes.Clamd,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[processes.Gateway]:
+    work = tmp_path_factory.mktemp("gateway")
+    args = (*backend.gateway_args, "--document-key-file", str(key_file(work, KEY)))
+    env = backend.s3.credentials if backend.s3 is not None else {}
+    with processes.gateway(
+        work,
+        engine_process.base_url,
+        *args,
+        "--offload-above-bytes",
+        str(THRESHOLD),
+        "--clamd",
+        clamd_process.tcp_url,
+        env=env,
+    ) as started:
+        yield started
+
+
+async def test_malware_offloaded_is_refused_and_nothing_is_stored_anywhere(
+    client: aiohttp.ClientSession,
+    scanning_gateway_with_store: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    before = backend.keys()
+    infected = _content(SIZE // 2, seed=1) + processes.EICAR + _content(SIZE // 2, seed=2)
+    url = _variable_url(scanning_gateway_with_store.base_url, instance_id, "eicar")
+    status, text = await _put(client, url, infected, filename="eicar.pdf")
+    assert (status, json.loads(text)["type"]) == (422, "MalwareFoundException")
+    assert backend.keys() == before
+    assert backend.open_uploads() == []
+    query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName=eicar"
+    assert engine_api.call(engine_process.base_url, "GET", query) == []
+
+
+async def test_a_clean_file_offloaded_with_scanning_on_is_stored(
+    client: aiohttp.ClientSession,
+    scanning_gateway_with_store: processes.Gateway,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=3)
+    url = _variable_url(scanning_gateway_with_store.base_url, instance_id, "clean")
+    status, text = await _put(client, url, content, filename="clean.pdf")
+    assert status == 204, text
+    async with client.get(url) as response:
+        assert await response.read() == content
