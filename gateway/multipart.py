@@ -462,32 +462,40 @@ def wrap_raw_body(
     encoding from its `encoding` parameter (VariableValueDto.fromFormPart), so a charset
     given by the client is passed on as `encoding`.
     """
-    boundary = "engine-gateway-" + secrets.token_hex(16)
     media_type, _, rest = (content_type or "application/octet-stream").partition(";")
     media_type = media_type.strip() or "application/octet-stream"
     charset = parse_parameters(rest).get("charset") if rest else None
     part_type = media_type + (f"; encoding={charset}" if charset and filename else "")
+    return form_around(Part("data", filename, part_type), [("valueType", value_type.encode())])
+
+
+def form_around(data: Part, texts: list[tuple[str, bytes]]) -> WrappedForm:
+    """The engine's variable form with `data`'s headers, the content to come between `head`
+    and `tail`, and the short text parts `texts` (valueType, type) after it. Its valueType
+    is the engine's default, Bytes, when `texts` has none."""
+    boundary = "engine-gateway-" + secrets.token_hex(16)
     disposition = 'form-data; name="data"' + (
-        _disposition_filename(filename) if filename is not None else ""
+        _disposition_filename(data.filename) if data.filename is not None else ""
     )
+    typed = "" if data.content_type is None else f"Content-Type: {data.content_type}\r\n"
     # The client's Content-Type goes into the part as the bytes it sent: aiohttp hands over
     # a byte that is not UTF-8 as a surrogate escape, which becomes that byte again here.
-    head = (
-        f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {part_type}\r\n\r\n"
-    ).encode(errors="surrogateescape")
+    head = (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{typed}\r\n").encode(
+        errors="surrogateescape"
+    )
     if len(head) - len(f"--{boundary}\r\n") > PART_HEADER_LIMIT_BYTES:
         raise FormError(
             f"The filename is too long: the engine allows {PART_HEADER_LIMIT_BYTES} bytes "
             "for a part's headers."
         )
-    tail = (
-        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="valueType"\r\n'
-        f"Content-Type: text/plain; charset=UTF-8\r\n\r\n{value_type}\r\n--{boundary}--\r\n"
-    ).encode()
-    return WrappedForm(
-        f"multipart/form-data; boundary={boundary}",
-        head,
-        tail,
-        Part("data", filename, part_type),
-        value_type,
+    tail = b"".join(
+        (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+            "Content-Type: text/plain; charset=UTF-8\r\n\r\n"
+        ).encode()
+        + text
+        for name, text in texts
     )
+    tail += f"\r\n--{boundary}--\r\n".encode()
+    value_type = dict(texts).get("valueType", b"Bytes").decode("utf-8", errors="replace")
+    return WrappedForm(f"multipart/form-data; boundary={boundary}", head, tail, data, value_type)

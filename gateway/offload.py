@@ -14,8 +14,16 @@ committed does the engine get its request: a small form with the reference. So:
 The engine's request waits for the whole body: holding it open while a large body
 streamed would run into the engine's own idle timeout (Tomcat's, 60 s).
 
-The doors: a raw `PUT`/`POST …/data` here (upload.py hands it over). A body whose size is
-not declared is read ahead up to the threshold, to tell.
+The doors (upload.py hands them over):
+- a raw `PUT`/`POST …/data`: a body whose size is not declared is read ahead up to the
+  threshold, to tell;
+- a multipart `…/data` form: read whole before the engine is asked (the valueType part may
+  come after the content), its `data` part held in memory up to the threshold and streamed
+  into the store beyond it. The engine gets a form of the parts it reads (`data`,
+  `valueType`, `type`; it ignores any other), with the reference, or with the content
+  itself when it was not offloaded. A large `data` that turns out not to be a File or
+  Bytes (a String, or the deprecated serialized form) goes to the engine from where it was
+  staged, and the staged copy is deleted.
 """
 
 from __future__ import annotations
@@ -31,8 +39,11 @@ from multidict import CIMultiDict
 
 from gateway import digest, errors, inspection, multipart
 from gateway.documents import Documents, store_unavailable
-from gateway.store import StoreError, Upload
+from gateway.store import Staged, StoreError, Upload
 from gateway.transfer import Transfer
+
+# The form parts the engine reads for a variable (AbstractVariablesResource.setBinaryVariable).
+_TEXT_PARTS = ("valueType", "type")
 
 # The value types the engine stores as a byte array: the ones that are offloaded.
 OFFLOADED_TYPES = frozenset({"File", "file", "Bytes", "bytes"})
@@ -161,3 +172,141 @@ async def raw(
 
 async def _form(wrapped: multipart.WrappedForm, signed: bytes) -> AsyncIterator[bytes]:
     yield wrapped.head + signed + wrapped.tail
+
+
+class _Data:
+    """A form's `data` part as it streams: held while small, into the store once it is not."""
+
+    def __init__(self, documents: Documents, part: multipart.Part, hashed: bool) -> None:
+        self._documents = documents
+        self.part = part
+        self.held: list[bytes] = []
+        self.size = 0
+        self.upload: Upload | None = None
+        self.hash = hashlib.sha256() if hashed else None
+
+    async def add(self, data: bytes | memoryview) -> None:
+        chunk = bytes(data)  # a view into the scanner's buffer: valid until its next feed
+        self.size += len(chunk)
+        if self.hash is not None:
+            self.hash.update(chunk)
+        if self.upload is None:
+            self.held.append(chunk)
+            if not self._documents.offloads(self.size):
+                return
+            self.upload = self._documents.store.upload()
+            held, self.held = self.held, []
+            for piece in held:
+                await self.upload.send(piece)
+            return
+        await self.upload.send(chunk)
+
+    async def stop(self) -> None:
+        if self.upload is not None:
+            await _stopped(self.upload)
+
+
+@dataclass(frozen=True)
+class Formed:
+    """The engine's form for a multipart upload, and whether its value was offloaded."""
+
+    data: AsyncIterator[bytes]
+    wrapped: multipart.WrappedForm
+    length: int
+    offloaded: bool
+
+
+async def form(
+    documents: Documents,
+    body: AsyncIterator[bytes],
+    scanner: multipart.FormScanner,
+    inspected: inspection.Upload | None,
+) -> Formed:
+    """A variable form read whole, its large File or Bytes content offloaded; the form the
+    engine gets instead. Raises Refused, multipart.FormError, what cut the body, or
+    CancelledError: the store then has nothing of it."""
+    own_hash = inspected is None or not inspected.hashes_stored
+    current: _Data | None = None
+    last: _Data | None = None
+    try:
+        async for chunk in body:
+            if inspected is not None:
+                inspected.body(chunk)
+            for event in scanner.feed(chunk):
+                if inspected is not None:
+                    await inspected.event(event)
+                if isinstance(event, multipart.PartBegins) and event.part.field_name == "data":
+                    current = _Data(documents, event.part, own_hash)
+                elif isinstance(event, multipart.Content) and current is not None:
+                    await current.add(event.data)
+                elif isinstance(event, multipart.PartEnds) and current is not None:
+                    if last is not None:
+                        await last.stop()  # a later part of the same name wins
+                    current.part, last, current = event.part, current, None
+        parts = scanner.finish()
+        multipart.check_variable_form(parts)
+        if inspected is not None:
+            await inspected.finish()
+        assert last is not None  # the check found a data part
+        staged = await last.upload.finish() if last.upload is not None else None
+    except inspection.Rejected as rejected:
+        await _both_stopped(current, last)
+        raise Refused(rejected.error, "rejected") from rejected
+    except StoreError as failed:
+        await _both_stopped(current, last)
+        raise Refused(store_unavailable(str(failed)), "upstream_abort") from failed
+    except BaseException:
+        await _both_stopped(current, last)
+        raise
+    named = {part.field_name: part for part in parts}
+    texts = [(name, named[name].text or b"") for name in _TEXT_PARTS if name in named]
+    wrapped = multipart.form_around(last.part, texts)
+    if staged is None:
+        held = b"".join(last.held)
+        return Formed(
+            _one(wrapped.head + held + wrapped.tail), wrapped, wrapped.length(len(held)), False
+        )
+    if "type" in named or wrapped.value_type not in OFFLOADED_TYPES:
+        # Not a byte array to the engine: it gets the content, from where it was staged.
+        data = _from_staging(documents, staged, wrapped)
+        return Formed(data, wrapped, wrapped.length(staged.size), False)
+    if last.hash is not None:
+        content_hash = last.hash.hexdigest()
+    else:
+        assert inspected is not None
+        assert inspected.stored is not None
+        content_hash = inspected.stored[digest.DEFAULT_ALGORITHM].hex()
+    try:
+        signed = await documents.create(
+            staged, content_hash, _media_type(last.part), last.part.filename
+        )
+    except StoreError as failed:
+        with contextlib.suppress(StoreError):  # else left for the sweep
+            await documents.store.delete(staged.key)
+        raise Refused(store_unavailable(str(failed)), "upstream_abort") from failed
+    return Formed(
+        _one(wrapped.head + signed + wrapped.tail), wrapped, wrapped.length(len(signed)), True
+    )
+
+
+async def _both_stopped(current: _Data | None, last: _Data | None) -> None:
+    for data in (current, last):
+        if data is not None:
+            await data.stop()
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _from_staging(
+    documents: Documents, staged: Staged, wrapped: multipart.WrappedForm
+) -> AsyncIterator[bytes]:
+    try:
+        yield wrapped.head
+        async for chunk in documents.store.read_key(staged.key, 0, staged.size):
+            yield chunk
+        yield wrapped.tail
+    finally:
+        with contextlib.suppress(StoreError):  # else left for the sweep
+            await asyncio.shield(documents.store.delete(staged.key))

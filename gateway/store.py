@@ -225,12 +225,18 @@ class Store:
         """On the disk, where the content is (for sendfile); None for S3."""
         return None if self.local_root is None else self.local_root / CONTENT / content_hash
 
-    async def read(self, content_hash: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes `start` to `end` (exclusive) of the content, as they come. Never wrap one
-        step of this in a timeout: obstore drops what it had read for a cancelled step."""
+    def read(self, content_hash: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes `start` to `end` (exclusive) of the content, as they come."""
+        return self.read_key(CONTENT + content_hash, start, end)
+
+    async def read_key(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes `start` to `end` (exclusive) of an object. Never wrap one step of this in
+        a timeout: obstore drops what it had read for a cancelled step."""
+        if start == end:
+            return
         options: GetOptions = {"range": (start, end)}
         try:
-            found = await self._objects.get_async(CONTENT + content_hash, options=options)
+            found = await self._objects.get_async(key, options=options)
             async for chunk in found.stream(min_chunk_size=READ_CHUNK_BYTES):
                 yield chunk
         except (obstore.exceptions.BaseError, OSError) as error:

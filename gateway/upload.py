@@ -131,6 +131,10 @@ async def _form_or_raw(
             return errors.bad_request("The multipart Content-Type has no boundary.")
         check = multipart.check_variable_form if variable else None
         inspected = _upload_inspection(request, claimed, variable=variable, raw=False)
+        if variable and request.app[DOCUMENTS] is not None:
+            return await _offloaded_form(
+                request, transfer, outgoing, incoming, boundary, inspected, path_qs
+            )
         scanner = multipart.FormScanner(boundary, report=inspected is not None)
         body = _validated_body(incoming, scanner, check, transfer, inspected)
         return Body(body, path_qs, inspected)
@@ -177,6 +181,39 @@ async def _offloaded_raw(
     finally:
         _inspection_done(inspected, transfer)
     return Body(data, path_qs, inspected)
+
+
+async def _offloaded_form(
+    request: web.Request,
+    transfer: Transfer,
+    outgoing: CIMultiDict[str],
+    incoming: AsyncIterator[bytes],
+    boundary: bytes,
+    inspected: inspection.Upload | None,
+    path_qs: str,
+) -> Body | errors.GatewayError:
+    documents = request.app[DOCUMENTS]
+    assert documents is not None
+    scanner = multipart.FormScanner(boundary, report=True)
+    try:
+        formed = await offload.form(documents, incoming, scanner, inspected)
+    except offload.Refused as refused:
+        transfer.rejection_outcome = refused.outcome
+        return refused.error
+    except multipart.FormError as error:
+        return errors.bad_request(str(error))
+    except UploadRejected:
+        assert transfer.rejection is not None
+        return transfer.rejection
+    finally:
+        _inspection_done(inspected, transfer)
+    transfer.offloaded += formed.offloaded
+    outgoing["Content-Type"] = formed.wrapped.content_type
+    outgoing["Content-Length"] = str(formed.length)
+    # They describe the client's form, which the engine does not get: checked here instead.
+    outgoing.popall("Content-Digest", None)
+    outgoing.popall("Repr-Digest", None)
+    return Body(formed.data, path_qs, inspected)
 
 
 async def _json(

@@ -40,7 +40,7 @@ class Backend:
         assert self.s3 is not None
         return self.s3.bucket_store(self.bucket)
 
-    def keys(self, prefix: str = "") -> set[str]:
+    def objects(self, prefix: str = "") -> set[str]:
         """Every object, temporary files of the disk included."""
         if self.root is not None:
             found = set()

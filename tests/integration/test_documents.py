@@ -110,7 +110,7 @@ async def test_a_large_raw_upload_is_stored_and_the_engine_keeps_a_reference(
     prefix = "" if backend.root is not None else "gateway/"
     assert backend.read(f"{prefix}content/{content_hash}") == content
     assert backend.read(f"{prefix}documents/{found.document_id}") == kept
-    assert not backend.keys(f"{prefix}staging/")
+    assert not backend.objects(f"{prefix}staging/")
 
 
 async def test_the_variable_downloads_as_the_file_named_with_its_etag(
@@ -318,7 +318,7 @@ async def test_a_client_leaving_mid_upload_leaves_nothing_in_the_store_or_the_en
     instance: tuple[str, str],
 ) -> None:
     instance_id, _ = instance
-    before = backend.keys()
+    before = backend.objects()
     port = int(gateway.base_url.rsplit(":", 1)[1])
     path = f"/engine-rest/process-instance/{instance_id}/variables/cut/data?filename=cut.bin"
     with socket.create_connection((processes.LOOPBACK, port)) as sock:
@@ -330,7 +330,7 @@ async def test_a_client_leaving_mid_upload_leaves_nothing_in_the_store_or_the_en
             sock.sendall(b"\0" * (1 << 20))
 
     def settled() -> bool:
-        return backend.keys() == before and not backend.open_uploads()
+        return backend.objects() == before and not backend.open_uploads()
 
     await asyncio.to_thread(
         processes.wait_until, settled, timeout_seconds=30, what="the store as it was"
@@ -370,12 +370,12 @@ async def test_malware_offloaded_is_refused_and_nothing_is_stored_anywhere(
     instance: tuple[str, str],
 ) -> None:
     instance_id, _ = instance
-    before = backend.keys()
+    before = backend.objects()
     infected = _content(SIZE // 2, seed=1) + processes.EICAR + _content(SIZE // 2, seed=2)
     url = _variable_url(scanning_gateway_with_store.base_url, instance_id, "eicar")
     status, text = await _put(client, url, infected, filename="eicar.pdf")
     assert (status, json.loads(text)["type"]) == (422, "MalwareFoundException")
-    assert backend.keys() == before
+    assert backend.objects() == before
     assert backend.open_uploads() == []
     query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName=eicar"
     assert engine_api.call(engine_process.base_url, "GET", query) == []
@@ -393,3 +393,154 @@ async def test_a_clean_file_offloaded_with_scanning_on_is_stored(
     assert status == 204, text
     async with client.get(url) as response:
         assert await response.read() == content
+
+
+def _form(
+    content: bytes,
+    *,
+    value_type: str | None,
+    filename: str | None = "report.pdf",
+    value_type_first: bool = False,
+    extra_data: bytes | None = None,
+) -> engine_api.Form:
+    """A variable form; its valueType after the content unless asked, and an earlier `data`
+    part (which the engine ignores: the later wins) when `extra_data` is given."""
+    boundary = "----documents" + hashlib.sha256(content[:64]).hexdigest()[:16]
+    disposition = 'form-data; name="data"' + (f'; filename="{filename}"' if filename else "")
+    parts: list[tuple[bytes, bytes, int]] = []
+    if extra_data is not None:
+        head = engine_api.part_head(boundary, not parts, disposition, "application/pdf")
+        parts.append((head, extra_data, len(extra_data)))
+    if value_type is not None and value_type_first:
+        head = engine_api.part_head(
+            boundary, not parts, 'form-data; name="valueType"', "text/plain"
+        )
+        parts.append((head, value_type.encode(), len(value_type)))
+    head = engine_api.part_head(boundary, not parts, disposition, "application/pdf")
+    parts.append((head, content, len(content)))
+    if value_type is not None and not value_type_first:
+        head = engine_api.part_head(boundary, False, 'form-data; name="valueType"', "text/plain")
+        parts.append((head, value_type.encode(), len(value_type)))
+    return engine_api.Form(boundary, tuple(parts))
+
+
+def _variable(engine_url: str, instance_id: str, name: str) -> dict[str, object]:
+    query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName={name}"
+    found: list[dict[str, object]] = engine_api.call(engine_url, "GET", query)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("value_type_first", [True, False])
+async def test_a_large_file_in_a_multipart_form_is_offloaded_and_downloads_named(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+    value_type_first: bool,
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=11)
+    form = _form(content, value_type="File", value_type_first=value_type_first)
+    url = _variable_url(gateway.base_url, instance_id, "form")
+    status, text = await engine_api.post_form(client, url, form)
+    assert status == 204, text
+    kept = _reference_in_engine(engine_process.base_url, instance_id, "form")
+    assert isinstance(reference.decode(kept, [KEY.encode()]), reference.Reference)
+    variable = _variable(engine_process.base_url, instance_id, "form")
+    assert variable["type"] == "File"
+    assert variable["valueInfo"] == {"filename": "report.pdf", "mimeType": "application/pdf"}
+    async with client.get(url) as response:
+        assert response.headers["Content-Disposition"].startswith(
+            'attachment; filename="report.pdf"'
+        )
+        assert await response.read() == content
+
+
+async def test_a_large_bytes_value_in_a_form_stays_bytes(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=12)
+    url = _variable_url(gateway.base_url, instance_id, "blob")
+    status, text = await engine_api.post_form(
+        client, url, _form(content, value_type=None, filename=None)
+    )
+    assert status == 204, text
+    assert _variable(engine_process.base_url, instance_id, "blob")["type"] == "Bytes"
+    async with client.get(url) as response:
+        assert response.headers["Content-Disposition"] == 'attachment; filename="blob"'
+        assert await response.read() == content
+
+
+async def test_a_small_file_in_a_form_stays_in_the_engine_as_it_came(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(1000, seed=13)
+    url = _variable_url(gateway.base_url, instance_id, "tiny")
+    status, text = await engine_api.post_form(client, url, _form(content, value_type="File"))
+    assert status == 204, text
+    assert _reference_in_engine(engine_process.base_url, instance_id, "tiny") == content
+    variable = _variable(engine_process.base_url, instance_id, "tiny")
+    assert (variable["type"], variable["valueInfo"]) == (
+        "File",
+        {"filename": "report.pdf", "mimeType": "application/pdf"},
+    )
+
+
+async def test_a_large_string_in_a_form_reaches_the_engine_and_nothing_stays_in_the_store(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    before = backend.objects()
+    content = b"a" * (THRESHOLD + 10)
+    url = _variable_url(gateway.base_url, instance_id, "text")
+    status, text = await engine_api.post_form(client, url, _form(content, value_type="String"))
+    assert status == 204, text
+    assert _variable(engine_process.base_url, instance_id, "text")["type"] == "String"
+    assert backend.objects() == before
+
+
+async def test_of_two_data_parts_the_later_is_stored_and_the_earlier_leaves_nothing(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    earlier, later = _content(SIZE, seed=14), _content(SIZE, seed=15)
+    url = _variable_url(gateway.base_url, instance_id, "twice")
+    form = _form(later, value_type="File", extra_data=earlier)
+    status, text = await engine_api.post_form(client, url, form)
+    assert status == 204, text
+    async with client.get(url) as response:
+        assert await response.read() == later
+    earlier_hash = hashlib.sha256(earlier).hexdigest()
+    assert not any(earlier_hash in key for key in backend.objects())
+
+
+async def test_an_invalid_form_is_refused_and_leaves_nothing_in_the_store(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    before = backend.objects()
+    form = _form(_content(SIZE, seed=16), value_type="File", filename=None)  # File needs a name
+    url = _variable_url(gateway.base_url, instance_id, "invalid")
+    status, text = await engine_api.post_form(client, url, form)
+    assert (status, json.loads(text)["type"]) == (400, "InvalidRequestException")
+    assert backend.objects() == before
+    assert backend.open_uploads() == []
