@@ -34,8 +34,10 @@ class JsonFiles:
         *,
         direction: str,
         route: str,
+        listener: Callable[[jsonvalues.Event], Awaitable[None]] | None = None,
     ) -> None:
         self.scanner = scanner
+        self._listener = listener  # told each event after it was counted and scanned
         self._reading = True
         self._config = config
         self._counted = counted
@@ -49,6 +51,11 @@ class JsonFiles:
         self.files = 0
         self.file_bytes = 0
         self.scan_result = "-"  # for the log line: the worst of the files' results
+
+    @property
+    def reading(self) -> bool:
+        """Whether the body is still read: not once its root value ended, or it is not JSON."""
+        return self._reading and not self.scanner.done
 
     async def feed(self, data: bytes | memoryview) -> None:
         await self._read(lambda: self.scanner.feed(data))
@@ -66,6 +73,8 @@ class JsonFiles:
             return
         for event in events:
             await self._event(event)
+            if self._listener is not None:
+                await self._listener(event)
 
     async def _event(self, event: jsonvalues.Event) -> None:
         if isinstance(event, jsonvalues.Decoded):

@@ -93,6 +93,9 @@ def parse_place(text: str) -> Place:
 class ValueBegins:
     index: int  # numbers the body's value strings, in order
     variable: str | None  # its map key, where it has one
+    # Where its characters start in the body's text (`ValueScanner.text`): after the
+    # opening quote; None for a number or literal.
+    start: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Decoded:
 @dataclass(frozen=True)
 class ValueEnds:
     index: int
+    end: int | None = None  # where its closing quote is in the text; None for a literal
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,10 @@ class ValueScanner:
     strict_file_error: str | None = None
     _events: list[Event] = field(default_factory=list)
     _text: jsontext.BodyText = field(default_factory=jsontext.BodyText)
+    # The body as the text scanned (UTF-8, as jsontext reads it) by the last feed or
+    # finish: where ValueBegins.start and ValueEnds.end count.
+    text: bytes = b""
+    _quote_at: int = 0  # where the current string's closing quote is, once found
 
     @property
     def done(self) -> bool:
@@ -257,7 +265,7 @@ class ValueScanner:
 
     def feed(self, data: bytes | memoryview) -> list[Event]:
         self._events = []
-        text = self._text.feed(bytes(data))
+        self.text = text = self._text.feed(bytes(data))
         if text:
             self._scan(text)
         return self._events
@@ -265,7 +273,7 @@ class ValueScanner:
     def finish(self) -> list[Event]:
         """At the end of the body. A body cut short is left to the engine to refuse."""
         self._events = []
-        text = self._text.finish()
+        self.text = text = self._text.finish()
         if text:
             self._scan(text)
         return self._events
@@ -493,7 +501,9 @@ class ValueScanner:
             self._value = _ValueString(self._values, parent.typed.variable, binary)
             self._values += 1
             if self.report:
-                self._events.append(ValueBegins(self._value.index, self._value.variable))
+                self._events.append(
+                    ValueBegins(self._value.index, self._value.variable, self._at + 1)
+                )
 
     def _string(self, text: bytes, position: int) -> int:
         """Reads string content from `position`; returns where it stopped."""
@@ -510,6 +520,7 @@ class ValueScanner:
         if stop == end:
             return end
         if text[stop] == 0x22:
+            self._quote_at = self._consumed + stop
             self._end_string()
         else:
             self._escape.append(0x5C)
@@ -580,7 +591,7 @@ class ValueScanner:
             frame.typed.value = value
             self._value = None
             if self.report:
-                self._events.append(ValueEnds(value.index))
+                self._events.append(ValueEnds(value.index, self._quote_at))
         elif role == _Role.TYPE:
             assert frame is not None
             assert frame.typed is not None

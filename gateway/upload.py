@@ -222,7 +222,7 @@ async def _json(
     outgoing: CIMultiDict[str],
     incoming: AsyncIterator[bytes],
     path_qs: str,
-) -> Body | None:
+) -> Body | errors.GatewayError | None:
     """A JSON door's body, when it has typed values and the engine reads it as JSON."""
     route = transfer.route
     if not (request.body_exists and route.places_up):
@@ -230,13 +230,42 @@ async def _json(
     if not jsonvalues.read_as_json(request.headers.get("Content-Type")):
         return None
     config = request.app[CONFIG]
-    scanner = jsonvalues.ValueScanner(
-        route.places_up, config.json_string_limit_chars, root_variable=route.variable_name
-    )
+    documents = request.app[DOCUMENTS]
+    limit = config.json_string_limit_chars
+    if documents is not None and documents.offload_above_bytes * 4 // 3 + 4 < limit:
+        limit = 0  # a value the engine's limit would refuse goes to the store instead
+    scanner = jsonvalues.ValueScanner(route.places_up, limit, root_variable=route.variable_name)
+    offloading = offload.JsonOffload(documents) if documents is not None else None
     files = jsonfiles.JsonFiles(
-        scanner, config, request.app[METRICS], direction="upload", route=route.label
+        scanner,
+        config,
+        request.app[METRICS],
+        direction="upload",
+        route=route.label,
+        listener=offloading.listen if offloading is not None else None,
     )
-    return Body(_json_body(incoming, files, transfer), path_qs, scanned=scanner)
+    if offloading is None:
+        return Body(_json_body(incoming, files, transfer), path_qs, scanned=scanner)
+    try:
+        data, length = await offload.json_body(incoming, files, offloading)
+    except offload.Refused as refused:
+        transfer.rejection_outcome = refused.outcome
+        return refused.error
+    except jsonvalues.InvalidValue as error:
+        return errors.bad_request(str(error))
+    except UploadRejected:
+        assert transfer.rejection is not None
+        return transfer.rejection
+    finally:
+        files.close()
+        transfer.scan = files.scan_result
+        transfer.json_files, transfer.json_file_bytes = files.files, files.file_bytes
+    transfer.offloaded += offloading.offloaded
+    outgoing["Content-Length"] = str(length)
+    # The text goes as UTF-8 (offload.py), which Jackson finds whatever a charset says.
+    outgoing["Content-Type"] = "application/json"
+    outgoing.popall("Content-Digest", None)  # it described the client's body
+    return Body(data, path_qs, scanned=scanner)
 
 
 Kind = Callable[

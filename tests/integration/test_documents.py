@@ -7,6 +7,7 @@ Every test runs against each backend: the disk (`file://`) and SeaweedFS over S3
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import socket
@@ -544,3 +545,109 @@ async def test_an_invalid_form_is_refused_and_leaves_nothing_in_the_store(
     assert (status, json.loads(text)["type"]) == (400, "InvalidRequestException")
     assert backend.objects() == before
     assert backend.open_uploads() == []
+
+
+def _json_value(content: bytes, *, type_name: str = "File", value_first: bool = False) -> bytes:
+    value = base64.b64encode(content).decode()
+    info = {"filename": "report.pdf", "mimeType": "application/pdf"} if type_name == "File" else {}
+    members = [("type", type_name), ("value", value), ("valueInfo", info)]
+    if value_first:
+        members = [members[1], members[0], members[2]]
+    return json.dumps(dict(members)).encode()
+
+
+async def _send_json(
+    client: aiohttp.ClientSession, method: str, url: str, body: bytes
+) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"}
+    async with client.request(method, url, data=body, headers=headers) as response:
+        return response.status, await response.text()
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value_first"), [("File", False), ("File", True), ("Bytes", False)]
+)
+async def test_a_large_value_in_json_is_offloaded_and_downloads_as_the_file(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+    type_name: str,
+    value_first: bool,
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=21)
+    url = f"{gateway.base_url}/engine-rest/process-instance/{instance_id}/variables/json"
+    body = _json_value(content, type_name=type_name, value_first=value_first)
+    status, text = await _send_json(client, "PUT", url, body)
+    assert status == 204, text
+    kept = _reference_in_engine(engine_process.base_url, instance_id, "json")
+    assert isinstance(reference.decode(kept, [KEY.encode()]), reference.Reference)
+    assert _variable(engine_process.base_url, instance_id, "json")["type"] == type_name
+    async with client.get(_variable_url(gateway.base_url, instance_id, "json")) as response:
+        assert await response.read() == content
+
+
+async def test_a_file_beyond_the_engines_json_limit_is_taken_through_a_variables_map(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(16_000_000, seed=22)  # 21.3 million base64 characters: over 20,000,000
+    small = _content(1000, seed=23)
+    body = (
+        b'{"modifications":{"big":'
+        + _json_value(content)
+        + b',"small":'
+        + _json_value(small)
+        + b"}}"
+    )
+    url = f"{gateway.base_url}/engine-rest/process-instance/{instance_id}/variables"
+    status, text = await _send_json(client, "POST", url, body)
+    assert status == 204, text
+    assert _reference_in_engine(engine_process.base_url, instance_id, "small") == small
+    async with client.get(_variable_url(gateway.base_url, instance_id, "big")) as response:
+        assert await response.read() == content
+
+
+async def test_a_large_base64_string_in_json_gets_the_engines_own_answer_and_nothing_is_stored(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    """Its value comes before its type: it is decoded and streamed into the store as a file
+    might be, then its type says String. The engine gets it as sent (and refuses a String
+    this long, as it does direct)."""
+    instance_id, _ = instance
+    before = backend.objects()
+    text_value = base64.b64encode(_content(SIZE, seed=24)).decode()
+    body = json.dumps({"value": text_value, "type": "String"}).encode()
+    path = f"/engine-rest/process-instance/{instance_id}/variables/text"
+    direct = await _send_json(client, "PUT", engine_process.base_url + path, body)
+    assert await _send_json(client, "PUT", gateway.base_url + path, body) == direct
+    assert backend.objects() == before
+    assert backend.open_uploads() == []
+
+
+async def test_malware_in_json_offloaded_is_refused_and_nothing_is_stored(
+    client: aiohttp.ClientSession,
+    scanning_gateway_with_store: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    before = backend.objects()
+    infected = _content(SIZE, seed=25) + processes.EICAR
+    base = scanning_gateway_with_store.base_url
+    url = f"{base}/engine-rest/process-instance/{instance_id}/variables/bad"
+    status, text = await _send_json(client, "PUT", url, _json_value(infected))
+    assert (status, json.loads(text)["type"]) == (422, "MalwareFoundException")
+    assert backend.objects() == before
+    assert backend.open_uploads() == []
+    query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName=bad"
+    assert engine_api.call(engine_process.base_url, "GET", query) == []

@@ -324,3 +324,32 @@ def test_json_that_json_loads_reads_is_never_refused_as_not_json(
     document: Any, ascii_only: bool
 ) -> None:
     scan(json.dumps({"other": document}, ensure_ascii=ascii_only).encode(), PLACES)
+
+
+@given(
+    st.text(max_size=60),
+    st.sampled_from(["utf-8", "utf-16-le", "utf-32-be"]),
+    st.lists(st.integers(min_value=1, max_value=40), max_size=8),
+)
+def test_a_values_place_in_the_text_is_exactly_its_string(
+    value: str, encoding: str, cuts: list[int]
+) -> None:
+    """offload.py replaces a value by cutting the text at these places."""
+    document = {"variables": {"a": {"type": "File", "value": value}, "b": {"value": "x"}}}
+    raw = json.dumps(document).encode(encoding)
+    scanner = ValueScanner((parse_place("variables.*"),))
+    text, starts, ends = b"", {}, {}
+    position = 0
+    for cut in [*cuts, len(raw)]:
+        piece, position = raw[position : position + cut], position + cut
+        events = scanner.feed(piece) if piece else []
+        text += scanner.text
+        for event in events:
+            if isinstance(event, ValueBegins):
+                starts[event.index] = event.start
+            elif isinstance(event, ValueEnds):
+                ends[event.index] = event.end
+    scanner.finish()
+    text += scanner.text
+    written = [json.dumps(value)[1:-1].encode(), b"x"]
+    assert [text[starts[index] : ends[index]] for index in sorted(starts)] == written
