@@ -176,9 +176,16 @@ def metrics_table() -> str:
 
 
 def label_values_table() -> str:
-    values = {**metrics.LABEL_VALUES, "route": route_labels()}
-    rows = [(code(label), ", ".join(code(value) for value in values[label])) for label in values]
-    return table(("label", "values"), rows)
+    rows = [
+        ("any that has it" if family == "*" else code(family), code(label), _values(values))
+        for family, label, values in metrics.LABEL_VALUES
+    ]
+    rows.append(("any that has it", code("route"), _values(route_labels())))
+    return table(("on", "label", "values"), rows)
+
+
+def _values(values: Iterable[str]) -> str:
+    return ", ".join(code(value) for value in values)
 
 
 def runtime_metrics_table() -> str:

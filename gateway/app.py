@@ -89,12 +89,12 @@ def engine_client(
     )
 
 
-def _documents(config: Config) -> Documents | None:
+def _documents(config: Config, counted: metrics.Metrics) -> Documents | None:
     location = config.document_location
     if location is None:
         return None
     return Documents(
-        Store(location, read_timeout_seconds=config.read_timeout_seconds),
+        Store(location, read_timeout_seconds=config.read_timeout_seconds, counted=counted),
         read_keys(config.document_key_file),
         config.offload_above_bytes,
     )
@@ -109,12 +109,12 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
     public[ACCESS_LOG] = logstream.access_writer()
     admin = web.Application()
     counted = metrics.create(enabled=config.metrics == "on", shared=config.workers > 1)
-    public[DOCUMENTS] = _documents(config)
     for app in (public, admin):
         app[CONFIG] = config
         app[DRAINING] = draining
         app[ENGINE_UNREACHABLE] = unreachable
         app[METRICS] = counted
+    public[DOCUMENTS] = _documents(config, counted)
 
     async def client_lifecycle(_: web.Application) -> AsyncIterator[None]:
         client = engine_client(config)

@@ -44,17 +44,40 @@ SCAN_DOORS = ("multipart", "raw", "json", "data")
 JSON_FILE_TYPES = ("File", "Bytes")
 DIGEST_FIELDS = ("Repr-Digest", "Content-Digest")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+# The doors a value is offloaded at (offload.py).
+OFFLOAD_DOORS = ("raw", "multipart", "json")
+# How a download that may be a reference ended (resolve.py): served from the store, its
+# record deleted, its content missing, not signed by a document key, the store failing.
+RESOLVED_OUTCOMES = ("document", "not_found", "missing", "forged", "store_error")
+# What the gateway asks of the document store (store.py), and how it ended.
+STORE_OPERATIONS = (
+    "upload",
+    "commit",
+    "put_record",
+    "get_record",
+    "head",
+    "read",
+    "delete",
+    "list",
+)
+STORE_OUTCOMES = ("ok", "error")
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
-# Every label's values but the route's (routes.py has those): docs/monitoring.md lists them.
-LABEL_VALUES: dict[str, tuple[str, ...]] = {
-    "direction": DIRECTIONS,
-    "method": (*sorted(METHODS), "other"),
-    "status_class": STATUS_CLASSES,
-    "outcome": OUTCOMES,
-    "door": SCAN_DOORS,
-    "type": JSON_FILE_TYPES,
-    "field": DIGEST_FIELDS,
-}
+# Every label's values but the route's (routes.py has those), by the family it is on:
+# docs/monitoring.md lists them.
+LABEL_VALUES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("*", "direction", DIRECTIONS),
+    ("*", "method", (*sorted(METHODS), "other")),
+    ("engine_gateway_requests_total", "status_class", STATUS_CLASSES),
+    ("engine_gateway_requests_total", "outcome", OUTCOMES),
+    ("engine_gateway_scans_total", "door", SCAN_DOORS),
+    ("engine_gateway_scans_total", "outcome", SCAN_OUTCOMES),
+    ("engine_gateway_json_files_total", "type", JSON_FILE_TYPES),
+    ("engine_gateway_digest_mismatches_total", "field", DIGEST_FIELDS),
+    ("engine_gateway_offloaded_total", "door", OFFLOAD_DOORS),
+    ("engine_gateway_resolved_total", "outcome", RESOLVED_OUTCOMES),
+    ("engine_gateway_store_operations_total", "operation", STORE_OPERATIONS),
+    ("engine_gateway_store_operations_total", "outcome", STORE_OUTCOMES),
+)
 
 # Seconds: a JSON call takes milliseconds, a 4 GiB transfer minutes.
 DURATION_BUCKETS = (
@@ -91,6 +114,11 @@ class Metrics:
     digest_mismatches: Counter
     json_files: Counter
     json_file_bytes: Counter
+    store_bytes: Counter
+    offloaded: Counter
+    resolved: Counter
+    store_operations: Counter
+    store_duration: Histogram
     # Labelled children by label values: prometheus-client's labels() validates and locks
     # on every call, which a small request would pay six times over.
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
@@ -128,6 +156,26 @@ class Metrics:
         if self.enabled:
             self._child(self.json_files, direction, route, type_name).inc()
             self._child(self.json_file_bytes, direction, route).inc(size_bytes)
+
+    def store_bytes_counter(self, direction: str) -> Increment:
+        """Per chunk: into the document store (upload) or out of it (download)."""
+        if not self.enabled:
+            return _ignore
+        increment: Increment = self._child(self.store_bytes, direction).inc
+        return increment
+
+    def offload(self, door: str, count: int = 1) -> None:
+        if self.enabled and count:
+            self._child(self.offloaded, door).inc(count)
+
+    def resolution(self, outcome: str) -> None:
+        if self.enabled:
+            self._child(self.resolved, outcome).inc()
+
+    def store_operation(self, operation: str, duration_seconds: float, *, ok: bool) -> None:
+        if self.enabled:
+            self._child(self.store_operations, operation, "ok" if ok else "error").inc()
+            self._child(self.store_duration, operation).observe(duration_seconds)
 
     def digest_mismatch(self, field_name: str) -> None:
         if self.enabled:
@@ -273,6 +321,40 @@ def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
             "engine_gateway_json_file_bytes",
             "Decoded bytes of the File and Bytes values carried in JSON bodies.",
             ["direction", "route"],
+            registry=own,
+        ),
+        store_bytes=Counter(
+            "engine_gateway_store_bytes",
+            "Bytes into the document store (upload) and out of it (download), per chunk.",
+            ["direction"],
+            registry=own,
+        ),
+        offloaded=Counter(
+            "engine_gateway_offloaded",
+            "File and Bytes values put into the document store, the engine keeping a "
+            "reference, by the door they came through.",
+            ["door"],
+            registry=own,
+        ),
+        resolved=Counter(
+            "engine_gateway_resolved",
+            "Downloads whose engine answer was a reference (or claimed to be one), by how "
+            "they ended.",
+            ["outcome"],
+            registry=own,
+        ),
+        store_operations=Counter(
+            "engine_gateway_store_operations",
+            "Requests to the document store, by operation and outcome.",
+            ["operation", "outcome"],
+            registry=own,
+        ),
+        store_duration=Histogram(
+            "engine_gateway_store_operation_seconds",
+            "How long each request to the document store took (an upload: its first byte "
+            "to its last; a read: until its first bytes).",
+            ["operation"],
+            buckets=DURATION_BUCKETS,
             registry=own,
         ),
     )

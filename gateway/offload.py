@@ -176,7 +176,7 @@ async def raw(
     """A raw upload's value offloaded: the engine's form around its reference, with the
     headers for it set on `outgoing`. Raises as `into_store` does."""
     signed = await into_store(documents, body, wrapped.part, inspected, transfer)
-    transfer.offloaded += 1
+    transfer.offloaded, transfer.offload_door = transfer.offloaded + 1, "raw"
     outgoing["Content-Length"] = str(wrapped.length(len(signed)))
     return _form(wrapped, signed)
 

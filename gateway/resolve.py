@@ -22,7 +22,7 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -92,10 +92,10 @@ async def answer(
     path = documents.store.content_path(found.content_hash)
     try:
         if path is not None and watched is None:
-            await _sendfile(request, transfer, path, start, end)
+            await _sendfile(request, transfer, path, start, end, documents.store.sent_from_disk)
         else:
             pieces = (
-                _read_file(path, start, end)
+                _read_file(path, start, end, documents.store.sent_from_disk)
                 if path is not None
                 else documents.store.read(found.content_hash, start, end)
             )
@@ -133,7 +133,12 @@ def _unsatisfiable(asked: str, size: int) -> errors.GatewayError:
 
 
 async def _sendfile(
-    request: web.Request, transfer: Transfer, path: os.PathLike[str], start: int, end: int
+    request: web.Request,
+    transfer: Transfer,
+    path: os.PathLike[str],
+    start: int,
+    end: int,
+    sent_from_disk: Callable[[int], None],
 ) -> None:
     loop = asyncio.get_running_loop()
     with open(path, "rb") as file:  # noqa: ASYNC230 (an open is no wait; sendfile is async)
@@ -148,9 +153,12 @@ async def _sendfile(
             await loop.sendfile(transport, file, offset, piece)
             offset += piece
             transfer.sent_down(piece)
+            sent_from_disk(piece)
 
 
-async def _read_file(path: os.PathLike[str], start: int, end: int) -> AsyncIterator[bytes]:
+async def _read_file(
+    path: os.PathLike[str], start: int, end: int, read_from_disk: Callable[[int], None]
+) -> AsyncIterator[bytes]:
     with open(path, "rb") as file:  # noqa: ASYNC230 (reads go to a thread)
         file.seek(start)
         remaining = end - start
@@ -159,6 +167,7 @@ async def _read_file(path: os.PathLike[str], start: int, end: int) -> AsyncItera
             if not piece:
                 return
             remaining -= len(piece)
+            read_from_disk(len(piece))
             yield piece
 
 

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ from urllib.parse import urlsplit
 
 import obstore
 from obstore.store import LocalStore, S3Store
+
+from gateway import metrics
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -122,8 +125,15 @@ class Stored:
 class Store:
     """One store, local or S3, behind the operations the gateway needs."""
 
-    def __init__(self, location: Location, *, read_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        location: Location,
+        *,
+        read_timeout_seconds: float,
+        counted: metrics.Metrics | None = None,
+    ) -> None:
         self.location = location
+        self._counted = counted or metrics.create(enabled=False)
         self.id = location.url
         self.local_root = location.local_root
         self._objects: LocalStore | S3Store
@@ -148,6 +158,23 @@ class Store:
                 retry_config={"max_retries": 3, "retry_timeout": timedelta(hours=24)},
             )
 
+    @contextlib.asynccontextmanager
+    async def _timed(self, operation: str) -> AsyncIterator[None]:
+        """One request to the store, counted and timed; its failure is a StoreError. A
+        missing object is an answer, not a failure."""
+        started = time.monotonic()
+        ok = False
+        try:
+            yield
+            ok = True
+        except FileNotFoundError:
+            ok = True
+            raise
+        except (obstore.exceptions.BaseError, OSError) as error:
+            raise StoreError(_reason(error)) from error
+        finally:
+            self._counted.store_operation(operation, time.monotonic() - started, ok=ok)
+
     # --- uploads ------------------------------------------------------------------------
 
     def upload(self) -> Upload:
@@ -156,15 +183,15 @@ class Store:
     async def commit(self, staged: Staged, content_hash: str) -> None:
         """The staged content under its hash: there once, whoever stored the same bytes."""
         key = CONTENT + content_hash
-        try:
-            if self.local_root is not None:
+        if self.local_root is not None:
+            async with self._timed("commit"):
                 await asyncio.to_thread(self._commit_file, staged.key, key)
-                return
-            if await self.size(key) is None:
+            return
+        exists = await self.size(key) is not None
+        async with self._timed("commit"):
+            if not exists:
                 await self._objects.copy_async(staged.key, key, overwrite=True)
             await self._objects.delete_async(staged.key)
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
 
     def _commit_file(self, staged_key: str, key: str) -> None:
         assert self.local_root is not None
@@ -178,22 +205,12 @@ class Store:
         os.unlink(staged)
         _fsync(final.parent)
 
-    async def discard(self, staged: Staged) -> None:
-        try:
-            await self._objects.delete_async(staged.key)
-        except FileNotFoundError:
-            pass
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
-
     async def put_record(self, document_id: str, data: bytes) -> None:
         key = DOCUMENTS + document_id
-        try:
+        async with self._timed("put_record"):
             await self._objects.put_async(key, data)
             if self.local_root is not None:
                 await asyncio.to_thread(self._sync_file, key)
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
 
     def _sync_file(self, key: str) -> None:
         assert self.local_root is not None
@@ -205,21 +222,19 @@ class Store:
 
     async def record(self, document_id: str) -> bytes | None:
         try:
-            found = await self._objects.get_async(DOCUMENTS + document_id)
-            return bytes(await found.bytes_async())
+            async with self._timed("get_record"):
+                found = await self._objects.get_async(DOCUMENTS + document_id)
+                return bytes(await found.bytes_async())
         except FileNotFoundError:
             return None
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
 
     async def size(self, key: str) -> int | None:
         """The object's size, or None when there is none."""
         try:
-            return (await self._objects.head_async(key))["size"]
+            async with self._timed("head"):
+                return (await self._objects.head_async(key))["size"]
         except FileNotFoundError:
             return None
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
 
     def content_path(self, content_hash: str) -> Path | None:
         """On the disk, where the content is (for sendfile); None for S3."""
@@ -235,30 +250,33 @@ class Store:
         if start == end:
             return
         options: GetOptions = {"range": (start, end)}
-        try:
+        async with self._timed("read"):
             found = await self._objects.get_async(key, options=options)
+        count = self._counted.store_bytes_counter("download")
+        try:
             async for chunk in found.stream(min_chunk_size=READ_CHUNK_BYTES):
+                count(len(chunk))
                 yield chunk
         except (obstore.exceptions.BaseError, OSError) as error:
+            self._counted.store_operation("read", 0.0, ok=False)
             raise StoreError(_reason(error)) from error
 
     # --- the sweep ----------------------------------------------------------------------
 
     async def listed(self, prefix: str) -> AsyncIterator[Stored]:
-        try:
+        async with self._timed("list"):
             async for batch in self._objects.list(prefix):
                 for meta in batch:
                     yield Stored(meta["path"], meta["size"], meta["last_modified"])
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
 
     async def delete(self, key: str) -> None:
-        try:
-            await self._objects.delete_async(key)
-        except FileNotFoundError:
-            pass
-        except (obstore.exceptions.BaseError, OSError) as error:
-            raise StoreError(_reason(error)) from error
+        with contextlib.suppress(FileNotFoundError):
+            async with self._timed("delete"):
+                await self._objects.delete_async(key)
+
+    def sent_from_disk(self, size_bytes: int) -> None:
+        """Bytes of the disk's content that went out by sendfile (resolve.py)."""
+        self._counted.store_bytes_counter("download")(size_bytes)
 
 
 class UploadStopped(Exception):
@@ -279,6 +297,8 @@ class Upload:
         self._store = store
         self.key = STAGING + str(uuid.uuid4())
         self.size = 0
+        self._count = store._counted.store_bytes_counter("upload")
+        self._started_at = time.monotonic()
         self._queue: asyncio.Queue[bytes | BaseException | object] = asyncio.Queue(QUEUED_CHUNKS)
         self._put: asyncio.Future[Any] | None = None
 
@@ -314,6 +334,7 @@ class Upload:
             waiting.cancel()
             await self._failed(put)
         self.size += len(chunk)
+        self._count(len(chunk))
 
     async def finish(self) -> Staged:
         put = self._started()
@@ -325,9 +346,16 @@ class Upload:
         try:
             await asyncio.shield(put)
         except (obstore.exceptions.BaseError, OSError) as error:
+            self._observed(ok=False)
             raise StoreError(_reason(error)) from error
         if not ended:
+            self._observed(ok=False)
             raise StoreError("the store ended the upload before its last byte")
+        self._observed(ok=True)
+
+    def _observed(self, *, ok: bool) -> None:
+        duration = time.monotonic() - self._started_at
+        self._store._counted.store_operation("upload", duration, ok=ok)
 
     async def stop(self) -> None:
         """Abort: the put's source raises, and the put is awaited until it has cleaned up

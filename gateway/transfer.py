@@ -51,6 +51,7 @@ class Transfer:
     json_files: int = 0  # File and Bytes values carried in a JSON body (jsonvalues.py)
     json_file_bytes: int = 0  # their decoded size
     offloaded: int = 0  # File and Bytes values put into the document store (offload.py)
+    offload_door: str = "-"  # the door they came through: raw, multipart, json
     resolved: str = "-"  # a download served from the store: document, or why not (resolve.py)
     # Why the gateway cut an upload short (set inside the body stream, read by proxy.py).
     rejection: errors.GatewayError | None = None
@@ -91,6 +92,10 @@ class Transfer:
             first_byte_seconds=None if self.first_byte is None else self.first_byte - self.started,
             size=size,
         )
+        if self.offloaded:
+            counted.offload(self.offload_door, self.offloaded)
+        if self.resolved != "-":
+            counted.resolution(self.resolved)
 
 
 def refuse(

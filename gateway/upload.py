@@ -207,7 +207,7 @@ async def _offloaded_form(
         return transfer.rejection
     finally:
         _inspection_done(inspected, transfer)
-    transfer.offloaded += formed.offloaded
+    transfer.offloaded, transfer.offload_door = int(formed.offloaded), "multipart"
     outgoing["Content-Type"] = formed.wrapped.content_type
     outgoing["Content-Length"] = str(formed.length)
     # They describe the client's form, which the engine does not get: checked here instead.
@@ -260,7 +260,7 @@ async def _json(
         files.close()
         transfer.scan = files.scan_result
         transfer.json_files, transfer.json_file_bytes = files.files, files.file_bytes
-    transfer.offloaded += offloading.offloaded
+    transfer.offloaded, transfer.offload_door = offloading.offloaded, "json"
     outgoing["Content-Length"] = str(length)
     # The text goes as UTF-8 (offload.py), which Jackson finds whatever a charset says.
     outgoing["Content-Type"] = "application/json"

@@ -21,6 +21,7 @@ import pytest
 
 from tests import processes
 from tests.integration import engine_api
+from tests.integration.documents import key_file, new_key
 
 DASHBOARD = processes.ROOT / "grafana" / "dashboards" / "engine-gateway.json"
 PROMETHEUS_DIR = processes.ROOT / "deploy" / "prometheus"
@@ -34,8 +35,10 @@ SIZE = 2_000_000
 def scanning_gateway(
     engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[processes.Gateway]:
-    """The gateway with every inspection on, so that every panel has something to show."""
+    """The gateway with every inspection on and a document store (the traffic's 2 MB files
+    go to it), so that every panel has something to show."""
     work_dir = tmp_path_factory.mktemp("scanning")
+    keys = key_file(work_dir, new_key())
     with (
         processes.clamd(work_dir) as clamd,
         processes.gateway(
@@ -45,6 +48,10 @@ def scanning_gateway(
             clamd.unix_url,
             "--clamd-scan-downloads",
             "on",
+            "--document-store",
+            f"file://{work_dir / 'documents'}",
+            "--document-key-file",
+            str(keys),
         ) as started,
     ):
         yield started
@@ -185,5 +192,7 @@ def test_prometheus_loaded_every_alert_rule(prometheus_process: processes.Runnin
         "EngineGatewayStalledStreams",
         "EngineGatewayScannerUnavailable",
         "EngineGatewayMalwareFound",
+        "EngineGatewayDocumentStoreErrors",
+        "EngineGatewayDocumentMissing",
     }
     assert set(rules.values()) <= {"ok", "unknown"}  # unknown: not evaluated yet

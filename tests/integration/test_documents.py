@@ -651,3 +651,30 @@ async def test_malware_in_json_offloaded_is_refused_and_nothing_is_stored(
     assert backend.open_uploads() == []
     query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName=bad"
     assert engine_api.call(engine_process.base_url, "GET", query) == []
+
+
+def _metric(gateway: processes.Gateway, sample: str) -> float:
+    text = engine_api.get_bytes(gateway.admin_url + "/metrics").decode()
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(sample + " ")]
+    return float(values[0]) if values else 0.0
+
+
+async def test_offloads_resolutions_and_store_bytes_are_counted(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, instance: tuple[str, str]
+) -> None:
+    offloaded = 'engine_gateway_offloaded_total{door="raw"}'
+    resolved = 'engine_gateway_resolved_total{outcome="document"}'
+    into = 'engine_gateway_store_bytes_total{direction="upload"}'
+    out = 'engine_gateway_store_bytes_total{direction="download"}'
+    before = {name: _metric(gateway, name) for name in (offloaded, resolved, into, out)}
+    instance_id, _ = instance
+    url = _variable_url(gateway.base_url, instance_id, "counted")
+    status, _ = await _put(client, url, _content(SIZE, seed=31))
+    assert status == 204
+    async with client.get(url) as response:
+        assert len(await response.read()) == SIZE
+    after = {name: _metric(gateway, name) for name in before}
+    assert after[offloaded] - before[offloaded] == 1
+    assert after[resolved] - before[resolved] == 1
+    assert after[into] - before[into] == SIZE
+    assert after[out] - before[out] == SIZE
