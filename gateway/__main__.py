@@ -11,7 +11,7 @@ from typing import Any
 
 from yarl import URL
 
-from gateway import documents, metrics, workers
+from gateway import documents, metrics, sweep, workers
 from gateway.config import (
     BYTES_FILENAMES,
     CLAMD_FAILURES,
@@ -256,7 +256,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     parser = argparse.ArgumentParser(
         prog="engine-gateway",
         description="Streaming gateway for Camunda 7-compatible process engines. "
-        "Each flag can also be set by the environment variable shown.",
+        "Each flag can also be set by the environment variable shown. "
+        "`engine-gateway documents sweep --help`: the document store's sweep.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {metrics.version()}")
     for option in OPTIONS:
@@ -285,7 +286,10 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
+    given = sys.argv[1:] if argv is None else argv
+    if list(given[:2]) == ["documents", "sweep"]:
+        sweep.main(given[2:], os.environ)
+    config = parse_config(given, os.environ)
     sys.exit(workers.run(config))
 
 

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from obstore import GetOptions
 
 CONTENT, DOCUMENTS, STAGING = "content/", "documents/", "staging/"
+# obstore's local temporary file: the key, `#` and a number.
+_TEMPORARY = re.compile(r"#\d+$")
 # Parts of an S3 multipart upload, and how many are sent at once.
 PART_BYTES = 8 << 20
 PART_CONCURRENCY = 2
@@ -263,16 +266,38 @@ class Store:
 
     # --- the sweep ----------------------------------------------------------------------
 
-    async def listed(self, prefix: str) -> AsyncIterator[Stored]:
+    async def listed(self, prefix: str) -> list[Stored]:
+        """Every object under `prefix`. Listed by obstore's blocking iterator on a thread:
+        its async one (ListStream) made 1 in 12 processes abort at exit (pyo3's runtime
+        finalising under a future still pending), measured here; the thread never did."""
+
+        def listing() -> list[Stored]:
+            return [
+                Stored(meta["path"], meta["size"], meta["last_modified"])
+                for batch in self._objects.list(prefix)
+                for meta in batch
+            ]
+
         async with self._timed("list"):
-            async for batch in self._objects.list(prefix):
-                for meta in batch:
-                    yield Stored(meta["path"], meta["size"], meta["last_modified"])
+            return await asyncio.to_thread(listing)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             async with self._timed("delete"):
                 await self._objects.delete_async(key)
+
+    def leftovers(self, *, older_than_seconds: float) -> list[Path]:
+        """On the disk, the temporary files of puts that never ended (a gateway killed
+        mid-upload), which obstore's listing does not show; none on S3, where an
+        unfinished multipart upload is the bucket's lifecycle rule's to abort."""
+        if self.local_root is None:
+            return []
+        now = time.time()
+        return [
+            path
+            for path in (self.local_root / STAGING).glob("*#*")
+            if _TEMPORARY.search(path.name) and now - path.stat().st_mtime >= older_than_seconds
+        ]
 
     def sent_from_disk(self, size_bytes: int) -> None:
         """Bytes of the disk's content that went out by sendfile (resolve.py)."""

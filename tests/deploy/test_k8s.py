@@ -29,6 +29,7 @@ KUSTOMIZATIONS = {
     "base": K8S / "base",
     "standalone": K8S / "overlays" / "standalone",
     "postgres": K8S / "overlays" / "postgres",
+    "documents": K8S / "overlays" / "documents",
 }
 # Where the gateway is the engine pod's sidecar.
 SIDECARS = ("base", "postgres")
@@ -470,3 +471,38 @@ def test_the_postgres_checks_catch_a_broken_overlay(check: str) -> None:
         verify(objects)
     with pytest.raises(AssertionError):
         verify(render("base"))  # one H2 pod, which none of them may pass
+
+
+# --- the documents overlay -------------------------------------------------------------
+
+
+def test_the_documents_overlay_gives_the_gateway_and_its_sweep_the_same_store_and_keys() -> None:
+    objects = render("documents")
+    (config,) = [
+        c for c in find(objects, "ConfigMap") if c["metadata"]["name"].startswith("document-store")
+    ]
+    key_file = config["data"]["ENGINE_GATEWAY_DOCUMENT_KEY_FILE"]
+    assert config["data"]["ENGINE_GATEWAY_DOCUMENT_STORE"].startswith("s3://")
+    gateway = the(objects, "Deployment", "engine-gateway")["spec"]["template"]["spec"]
+    (sweep_job,) = find(objects, "CronJob")
+    sweep = sweep_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    for spec in (gateway, sweep):
+        (container,) = [c for c in containers(spec) if c["image"].split(":")[0] == GATEWAY_IMAGE]
+        sources = {
+            source.get("configMapRef", source.get("secretRef", {}))["name"]
+            for source in container["envFrom"]
+        }
+        assert config["metadata"]["name"] in sources
+        assert "document-store" in sources  # the S3 credentials' Secret
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert key_file.startswith(mounts["document-keys"] + "/")
+        assert volumes["document-keys"]["secret"]["secretName"] == "document-keys"
+    (sweeper,) = containers(sweep)
+    assert sweeper["args"][:2] == ["documents", "sweep"]
+    upstream = env_of(sweeper)["ENGINE_GATEWAY_UPSTREAM"]
+    # The engine itself, never the gateway: through it, a reference would be resolved.
+    service = upstream.removeprefix("http://").split(":")[0]
+    assert the(objects, "Service", service)["spec"]["selector"] == {
+        "app.kubernetes.io/name": "engine"
+    }

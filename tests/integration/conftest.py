@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from tests import processes
-from tests.integration import engine_api
+from tests.integration import documents, engine_api
 
 
 @pytest.fixture
@@ -53,3 +53,25 @@ def scanning_gateway(
         "on",
     ) as started:
         yield started
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[documents.Backend]:
+    """A document store of each kind, empty for each module: a directory, or a bucket in a
+    SeaweedFS of its own."""
+    if request.param == "file":
+        root = tmp_path_factory.mktemp("documents")
+        yield documents.Backend("file", ("--document-store", f"file://{root}"), root=root)
+        return
+    with processes.seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as seaweed:
+        bucket = "documents"
+        seaweed.create_bucket(bucket)
+        args = (
+            "--document-store",
+            f"s3://{bucket}/gateway",
+            "--document-store-endpoint",
+            seaweed.url,
+        )
+        yield documents.Backend("s3", args, s3=seaweed, bucket=bucket, prefix="gateway/")

@@ -35,6 +35,7 @@ class Backend:
     root: Path | None = None  # the file store's directory
     s3: processes.SeaweedFS | None = None
     bucket: str = ""
+    prefix: str = ""  # where the gateway's keys start (an S3 store's prefix)
 
     def _bucket(self) -> S3Store:
         assert self.s3 is not None

@@ -28,26 +28,6 @@ SIZE = 3_000_000  # above the threshold: offloaded
 KEY, RETIRED_KEY = new_key(), new_key()
 
 
-@pytest.fixture(scope="module", params=["file", "s3"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Backend]:
-    if request.param == "file":
-        root = tmp_path_factory.mktemp("documents")
-        yield Backend("file", ("--document-store", f"file://{root}"), root=root)
-        return
-    with processes.seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as seaweed:
-        bucket = "documents"
-        seaweed.create_bucket(bucket)
-        args = (
-            "--document-store",
-            f"s3://{bucket}/gateway",
-            "--document-store-endpoint",
-            seaweed.url,
-        )
-        yield Backend("s3", args, s3=seaweed, bucket=bucket)
-
-
 @pytest.fixture(scope="module")
 def gateway(
     backend: Backend, engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
@@ -108,7 +88,7 @@ async def test_a_large_raw_upload_is_stored_and_the_engine_keeps_a_reference(
     content_hash = hashlib.sha256(content).hexdigest()
     assert (found.content_hash, found.size) == (content_hash, SIZE)
     assert (found.file_name, found.content_type) == ("report.pdf", "application/pdf")
-    prefix = "" if backend.root is not None else "gateway/"
+    prefix = backend.prefix
     assert backend.read(f"{prefix}content/{content_hash}") == content
     assert backend.read(f"{prefix}documents/{found.document_id}") == kept
     assert not backend.objects(f"{prefix}staging/")
@@ -287,7 +267,7 @@ async def test_a_document_whose_content_is_gone_is_a_502_and_whose_record_is_gon
     instance: tuple[str, str],
 ) -> None:
     instance_id, _ = instance
-    prefix = "" if backend.root is not None else "gateway/"
+    prefix = backend.prefix
     for name, lost in (("lost", "content"), ("deleted", "documents")):
         # Content of its own, so that no other test's document shares it.
         status, _ = await _put(
