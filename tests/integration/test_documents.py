@@ -658,3 +658,22 @@ async def test_offloads_resolutions_and_store_bytes_are_counted(
     assert after[resolved] - before[resolved] == 1
     assert after[into] - before[into] == SIZE
     assert after[out] - before[out] == SIZE
+
+
+async def test_the_engines_refusal_after_the_content_was_stored_passes_and_leaves_it_for_the_sweep(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    backend: Backend,
+) -> None:
+    content = _content(SIZE, seed=41)
+    path = "/engine-rest/process-instance/no-such-instance/variables/doc/data"
+    status, text = await _put(client, gateway.base_url + path, content, filename="x.pdf")
+    # The engine's own answer: it has no such instance (as it answers direct).
+    form = engine_api.variable_form(b"x", 1, value_type="File", filename="x.pdf")
+    engine_status, engine_text = await engine_api.post_form(
+        client, engine_process.base_url + path, form
+    )
+    assert (status, json.loads(text)) == (engine_status, json.loads(engine_text))
+    content_hash = hashlib.sha256(content).hexdigest()
+    assert f"{backend.prefix}content/{content_hash}" in backend.objects()
