@@ -54,10 +54,12 @@ k8s-tools:
 
 # CLAMD=on: the gateway scans with Debian's clamd, loaded with the project's test signatures
 CLAMD ?= off
+# DOCUMENTS=file or s3: files over 1 MiB in a document store (docs/documents.md)
+DOCUMENTS ?= off
 # The real engine on :8080 and the gateway before it on :8000 (admin :8001), until Ctrl-C
-# (deploy/local/run.sh); with DB=postgres, CLAMD=on, ENGINE=camunda.
-run: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools) $(if $(filter on,$(CLAMD)),clamd-tools)
-	ENGINE=$(ENGINE) DB=$(DB) CLAMD=$(CLAMD) bash deploy/local/run.sh
+# (deploy/local/run.sh); with DB=postgres, CLAMD=on, DOCUMENTS=file or s3, ENGINE=camunda.
+run: $(VENV)/.installed $(JAR) $(if $(filter postgres,$(DB)),postgres-tools) $(if $(filter on,$(CLAMD)),clamd-tools) $(if $(filter s3,$(DOCUMENTS)),seaweedfs-tools)
+	ENGINE=$(ENGINE) DB=$(DB) CLAMD=$(CLAMD) DOCUMENTS=$(DOCUMENTS) bash deploy/local/run.sh
 
 # ruff check and ruff format --check.
 lint: $(VENV)/.installed
