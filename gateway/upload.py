@@ -28,7 +28,17 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import digest, errors, inspection, jsonfiles, jsonvalues, multipart, offload, routes
+from gateway import (
+    digest,
+    errors,
+    inspection,
+    jsonfiles,
+    jsonoffload,
+    jsonvalues,
+    multipart,
+    offload,
+    routes,
+)
 from gateway.config import Config
 from gateway.state import CONFIG, DOCUMENTS, METRICS
 from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, Upstream, without_parameters
@@ -235,7 +245,7 @@ async def _json(
     if documents is not None and documents.offload_above_bytes * 4 // 3 + 4 < limit:
         limit = 0  # a value the engine's limit would refuse goes to the store instead
     scanner = jsonvalues.ValueScanner(route.places_up, limit, root_variable=route.variable_name)
-    offloading = offload.JsonOffload(documents) if documents is not None else None
+    offloading = jsonoffload.JsonOffload(documents) if documents is not None else None
     files = jsonfiles.JsonFiles(
         scanner,
         config,
@@ -247,7 +257,7 @@ async def _json(
     if offloading is None:
         return Body(_json_body(incoming, files, transfer), path_qs, scanned=scanner)
     try:
-        data, length = await offload.json_body(incoming, files, offloading)
+        data, length = await jsonoffload.json_body(incoming, files, offloading)
     except offload.Refused as refused:
         transfer.rejection_outcome = refused.outcome
         return refused.error
