@@ -351,3 +351,98 @@ def cluster_throughput() -> str:
             ("straight to one pair's gateway", f"{one['mb_per_s_both_ways']} MB/s"),
         ],
     )
+
+
+# --- documents -------------------------------------------------------------------------
+
+_STORE_NAMES = {"none": "no store", "file": "file store", "s3": "SeaweedFS (S3)"}
+
+
+def _status(code: int) -> str:
+    return {0: "—", 204: "204", 200: "200", 500: "**500**", 404: "404"}.get(code, str(code))
+
+
+def documents_engine() -> str:
+    result = load("documents")
+    rows = []
+    for case in result["engine_cases"]:
+        identical = ", identical" if case["identical"] else ""
+        download = _status(case["download_status"]) + (
+            identical if case["download_status"] == 200 else ""
+        )
+        growth = case["database_growth_bytes"] / MIB_BYTES
+        rows.append(
+            (
+                f"{case['size_bytes'] / 1e6:.0f} MB",
+                _STORE_NAMES[case["store"]],
+                _status(case["upload_status"]),
+                download,
+                f"{growth:+.1f} MiB",
+                f"{case['engine_peak_rss_mib'] / 1024:.2f} GiB",
+            )
+        )
+    return (
+        f"{result['engine']}, {result['engine_heap']} heap, H2; a File by multipart through the "
+        "gateway, then downloaded.\n\n"
+        + table(
+            ("file", "store", "upload", "download", "engine's database", "engine RSS peak"), rows
+        )
+    )
+
+
+def documents_five_ways() -> str:
+    result = load("documents")
+    size = result["transfer_bytes"]
+    rows = []
+    for row in result["five_ways"]:
+        through = "gateway_cpu_s_per_gb_up" in row
+        failed = [status for status in row["statuses"] if status >= 400]
+        rows.append(
+            (
+                row["path"] + (f" (fails: {', '.join(map(str, failed))})" if failed else ""),
+                f"{row['up_mb_s']}",
+                f"{row['down_mb_s']}",
+                f"{row['gateway_cpu_s_per_gb_up']} / {row['gateway_cpu_s_per_gb_down']}"
+                if through
+                else "—",
+                f"{row['gateway_peak_rss_mib']}" if through else "—",
+                f"{row['engine_peak_rss_mib'] / 1024:.2f} GiB" if through else "—",
+                f"{row['database_growth_bytes'] / MIB_BYTES:+.1f} MiB" if through else "—",
+            )
+        )
+    return (
+        f"{_size(size)} up and down, curl, median of {result['rounds']} rounds; "
+        f"{_machine(result['machine'])}.\n\n"
+        + table(
+            (
+                "path",
+                "up MB/s",
+                "down MB/s",
+                "gateway CPU s/GB up / down",
+                "gateway peak RSS MiB",
+                "engine RSS peak",
+                "engine's database",
+            ),
+            rows,
+        )
+    )
+
+
+def documents_memory() -> str:
+    result = load("documents")
+    rows = [
+        (
+            _STORE_NAMES[row["store"]],
+            f"{row['upload_mb_s']} / {row['download_mb_s']}",
+            f"{row['gateway_idle_rss_mib']} MiB",
+            f"+{row['gateway_growth_mib']} MiB",
+        )
+        for row in result["memory"]
+    ]
+    size = result["memory"][0]["size_bytes"] if result["memory"] else 0
+    return f"{_size(size)} up, then down, through the gateway:\n\n" + table(
+        ("store", "MB/s up / down", "gateway RSS at idle", "growth at its peak"), rows
+    )
+
+
+MIB_BYTES = 1 << 20

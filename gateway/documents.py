@@ -52,6 +52,16 @@ class Documents:
     def offloads(self, size_bytes: int) -> bool:
         return size_bytes > self.offload_above_bytes or self.offload_above_bytes == 0
 
+    def streams(self, size_bytes: int) -> bool:
+        """Content this large goes to the store as it streams: it is to be offloaded, and
+        too large to be a reference (one is stored as it is, never offloaded again)."""
+        return self.offloads(size_bytes) and size_bytes > reference.MAX_BYTES
+
+    def offloads_whole(self, content: bytes) -> bool:
+        """Whether small content, held whole, goes to the store all the same: it is over the
+        threshold and not a reference this gateway signed."""
+        return self.offloads(len(content)) and not isinstance(self.verified(content), Reference)
+
     async def create(
         self, staged: Staged, content_hash: str, content_type: str | None, name: str | None
     ) -> bytes:

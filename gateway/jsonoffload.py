@@ -73,14 +73,13 @@ class JsonOffload:
             await value.content.stop()  # not what the engine stores
         if chosen is None or stored is None:
             return
-        upload = chosen.content.upload
-        if upload is None:
-            return  # small: it stays in the body
         if not stored.exact or chosen.end is None:
             # Its type came after it, and what was decoded is not what the engine stores.
             await chosen.content.stop()
             return
-        staged = await upload.finish()
+        staged = await chosen.content.finished()
+        if staged is None:
+            return  # small, or a reference: it stays in the body
         assert chosen.content.hash is not None
         signed = await self._documents.create(
             staged, chosen.content.hash.hexdigest(), None, stored.filename

@@ -71,17 +71,21 @@ class Decision:
 async def decide(
     documents: Documents, declared: int | None, body: AsyncIterator[bytes]
 ) -> Decision:
-    """Offload by the declared size, or by reading ahead up to the threshold."""
-    if declared is not None:
+    """Offload by the declared size, or by reading ahead up to the threshold; a body small
+    enough to be a reference is read whole, and a valid one is stored as it is."""
+    told = declared is not None and (
+        documents.streams(declared) or not documents.offloads(declared)
+    )
+    if declared is not None and told:
         return Decision(documents.offloads(declared), body)
     ahead: list[bytes] = []
     size = 0
     async for chunk in body:
         ahead.append(chunk)
         size += len(chunk)
-        if documents.offloads(size):
+        if documents.streams(size):
             return Decision(True, _replayed(ahead, body))
-    return Decision(documents.offloads(size), _replayed(ahead, body))
+    return Decision(documents.offloads_whole(b"".join(ahead)), _replayed(ahead, body))
 
 
 async def _replayed(ahead: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -192,7 +196,7 @@ class Spill:
             self.hash.update(chunk)
         if self.upload is None:
             self.held.append(chunk)
-            if not self._documents.offloads(self.size):
+            if not self._documents.streams(self.size):
                 return
             self.upload = self._documents.store.upload()
             held, self.held = self.held, []
@@ -200,6 +204,16 @@ class Spill:
                 await self.upload.send(piece)
             return
         await self.upload.send(chunk)
+
+    async def finished(self) -> Staged | None:
+        """What was staged, once the content has ended; None when it stays where it is."""
+        if self.upload is None:
+            content = b"".join(self.held)
+            if not self._documents.offloads_whole(content):
+                return None
+            self.upload = self._documents.store.upload()
+            await self.upload.send(content)
+        return await self.upload.finish()
 
     async def stop(self) -> None:
         if self.upload is not None:
@@ -256,8 +270,7 @@ async def form(
         if inspected is not None:
             await inspected.finish()
         assert last is not None  # the check found a data part
-        upload = last.content.upload
-        staged = await upload.finish() if upload is not None else None
+        staged = await last.content.finished()
     except inspection.Rejected as rejected:
         await _both_stopped(current, last)
         raise Refused(rejected.error, "rejected") from rejected

@@ -638,15 +638,17 @@ class SeaweedFS:
             "AWS_REGION": S3_REGION,
         }
 
-    def _signed(self, method: str, path: str, expect_xml: bool = False) -> bytes:
+    def _signed(self, method: str, path: str, body: bytes | None = None) -> bytes:
         """A request signed with SigV4 by curl: what obstore cannot do (buckets, uploads)."""
+        sent = ["-T", "-"] if body is not None else []
         done = subprocess.run(
             [
-                "curl", "-sS", "--fail-with-body", "-X", method,
+                "curl", "-sS", "--fail-with-body", "-X", method, *sent,
                 "--aws-sigv4", f"aws:amz:{S3_REGION}:s3",
                 "--user", f"{self.access_key}:{self.secret_key}",
                 self.url + path,
             ],
+            input=body,
             capture_output=True,
             check=False,
             timeout=60,
@@ -657,6 +659,9 @@ class SeaweedFS:
 
     def create_bucket(self, bucket: str) -> None:
         self._signed("PUT", f"/{bucket}")
+
+    def put_object(self, bucket: str, key: str, body: bytes) -> None:
+        self._signed("PUT", f"/{bucket}/{key}", body)
 
     def open_multipart_uploads(self, bucket: str) -> list[str]:
         """ListMultipartUploads: the keys of uploads begun and neither completed nor aborted."""
@@ -722,3 +727,90 @@ def seaweedfs(work_dir: Path) -> Iterator[SeaweedFS]:
         yield started
     finally:
         stop(started.running.process)
+
+
+@dataclass(frozen=True)
+class SeaweedFSCluster(SeaweedFS):
+    """SeaweedFS as a cluster: a master, two volume servers holding every volume twice
+    (replication 001), a filer, and S3 before them; each its own process."""
+
+    volumes: tuple[Running, ...] = ()
+    others: tuple[Running, ...] = ()  # the master and the filer
+
+
+def _weed(directory: Path, name: str, *args: str) -> Running:
+    return _spawn([str(WEED), *args], directory / f"{name}.log", 0, cwd=directory)
+
+
+def start_seaweedfs_cluster(work_dir: Path) -> SeaweedFSCluster:
+    directory = Path(tempfile.mkdtemp(prefix="seaweedfs-cluster-", dir=work_dir))
+    access_key, secret_key = secrets.token_hex(8), secrets.token_hex(20)
+    identity = {
+        "name": "gateway",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }
+    (directory / "s3.json").write_text(json.dumps({"identities": [identity]}))
+    master, master_grpc, filer, filer_grpc, s3, s3_grpc = (free_port() for _ in range(6))
+    loopback = (f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}")
+    # A peer is ip:port.grpcPort: with ip:port alone they dial port + 10000 for ever.
+    master_at = f"{LOOPBACK}:{master}.{master_grpc}"
+    started: list[Running] = []
+    try:
+        for name in ("m", "v1", "v2", "f"):
+            (directory / name).mkdir()
+        started.append(_weed(directory, "master", "master", *loopback, f"-port={master}",
+                             f"-port.grpc={master_grpc}", f"-mdir={directory / 'm'}",
+                             "-defaultReplication=001", "-volumeSizeLimitMB=64",
+                             "-telemetry=false", "-peers=none"))  # fmt: skip
+        volumes = []
+        for name in ("v1", "v2"):
+            port, grpc = free_port(), free_port()
+            volumes.append(_weed(directory, name, "volume", *loopback, f"-port={port}",
+                                 f"-port.grpc={grpc}", f"-dir={directory / name}", "-max=64",
+                                 f"-master={master_at}", "-dataCenter=dc1", "-rack=r1",
+                                 "-preStopSeconds=0"))  # fmt: skip
+        started += volumes
+        started.append(_weed(directory, "filer", "filer", *loopback, f"-port={filer}",
+                             f"-port.grpc={filer_grpc}", f"-master={master_at}",
+                             f"-defaultStoreDir={directory / 'f'}",
+                             f"-localSocket={directory / 'filer.sock'}"))  # fmt: skip
+        s3_process = _weed(directory, "s3", "s3", *loopback, f"-port={s3}", f"-port.grpc={s3_grpc}",
+                           "-port.iceberg=0", "-port.lance=0",
+                           f"-filer={LOOPBACK}:{filer}.{filer_grpc}",
+                           f"-config={directory / 's3.json'}",
+                           f"-localSocket={directory / 's3.sock'}")  # fmt: skip
+        started.append(s3_process)
+        cluster = SeaweedFSCluster(
+            s3_process, s3, access_key, secret_key, directory, tuple(volumes),
+            (started[0], started[3]),
+        )  # fmt: skip
+        _wait_ready(s3_process, lambda: _s3_answers(cluster.url), 60, "SeaweedFS's S3")
+
+        cluster.create_bucket("probe")
+
+        def writable() -> bool:
+            # The master allocates no volume in its first seconds: the first write waits.
+            try:
+                cluster.put_object("probe", "probe", b"probe")
+            except (RuntimeError, subprocess.TimeoutExpired):
+                return False
+            return True
+
+        _wait_ready(s3_process, writable, 120, "SeaweedFS's first write")
+        return cluster
+    except BaseException:
+        for running in reversed(started):
+            stop(running.process)
+        raise
+
+
+@contextlib.contextmanager
+def seaweedfs_cluster(work_dir: Path) -> Iterator[SeaweedFSCluster]:
+    cluster = start_seaweedfs_cluster(work_dir)
+    try:
+        yield cluster
+    finally:
+        # S3, the filer, the volume servers, the master: the filer flushes to the volumes.
+        for running in (cluster.running, cluster.others[1], *cluster.volumes, cluster.others[0]):
+            stop(running.process)

@@ -7,11 +7,12 @@ database; a gateway drained under load loses no transfer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -21,6 +22,7 @@ from tests import processes
 from tests.cluster.nodes import Cluster, metric_sum, requests_served
 from tests.faults.polling import exit_status, http_status, poll_until
 from tests.integration import engine_api
+from tests.integration.documents import key_file, new_key
 
 SIZE = 100_000_000
 MIB = 1 << 20
@@ -306,3 +308,70 @@ async def test_draining_one_gateway_under_load_loses_and_cuts_no_transfer(
     assert [r for r in results if r is not None] == []
     assert len(completed) >= after_exit + 8
     assert "outcome=drain_abort" not in a.gateway.running.log_path.read_text()
+
+
+# --- a document store shared by the nodes' gateways ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seaweed_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[processes.SeaweedFSCluster]:
+    with processes.seaweedfs_cluster(tmp_path_factory.mktemp("seaweedfs-cluster")) as started:
+        started.create_bucket("documents")
+        yield started
+
+
+@pytest.fixture(scope="module")
+def store_gateways(
+    engine_cluster: Cluster,
+    seaweed_cluster: processes.SeaweedFSCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[processes.Gateway]]:
+    """A gateway before each node, both storing in the one SeaweedFS, with the same keys."""
+    work = tmp_path_factory.mktemp("store-gateways")
+    keys = key_file(work, new_key())
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                processes.gateway(
+                    work,
+                    node.engine.base_url,
+                    "--document-store",
+                    "s3://documents/cluster",
+                    "--document-store-endpoint",
+                    seaweed_cluster.url,
+                    "--document-key-file",
+                    str(keys),
+                    env=seaweed_cluster.credentials,
+                )
+            )
+            for node in engine_cluster.nodes
+        ]
+
+
+async def test_a_document_stored_through_one_pair_downloads_through_the_other_without_a_volume(
+    client: aiohttp.ClientSession,
+    engine_cluster: Cluster,
+    seaweed_cluster: processes.SeaweedFSCluster,
+    store_gateways: list[processes.Gateway],
+) -> None:
+    first, second = store_gateways
+    instance_id, _ = engine_api.start_instance(engine_cluster.nodes[0].engine.base_url)
+    content = b"".join(engine_api.pseudo_random_chunks(20_000_000, 51))
+    stored_through = f"{first.base_url}{_data_path(instance_id)}"
+    async with client.put(
+        stored_through, data=content, params={"filename": "shared.bin"}
+    ) as response:
+        assert response.status == 204, await response.text()
+    expected = hashlib.sha256(content).hexdigest()
+    for gateway in (first, second):
+        downloaded = await _download(client, f"{gateway.base_url}{_data_path(instance_id)}")
+        assert (downloaded.status, downloaded.sha256) == (200, expected)
+    # One of the two volume servers gone: every volume has its copy on the other.
+    volume = seaweed_cluster.volumes[0].process
+    os.kill(volume.pid, signal.SIGKILL)
+    volume.wait(timeout=30)
+    for gateway in (second, first):
+        downloaded = await _download(client, f"{gateway.base_url}{_data_path(instance_id)}")
+        assert (downloaded.status, downloaded.sha256) == (200, expected)

@@ -677,3 +677,62 @@ async def test_the_engines_refusal_after_the_content_was_stored_passes_and_leave
     assert (status, json.loads(text)) == (engine_status, json.loads(engine_text))
     content_hash = hashlib.sha256(content).hexdigest()
     assert f"{backend.prefix}content/{content_hash}" in backend.objects()
+
+
+@pytest.fixture(scope="module")
+def offloading_everything(
+    backend: Backend, engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Gateway]:
+    """--offload-above-bytes 0: every File and Bytes value goes to the store."""
+    work = tmp_path_factory.mktemp("everything")
+    args = (*backend.gateway_args, "--document-key-file", str(key_file(work, KEY, RETIRED_KEY)))
+    env = backend.s3.credentials if backend.s3 is not None else {}
+    with processes.gateway(
+        work, engine_process.base_url, *args, "--offload-above-bytes", "0", env=env
+    ) as started:
+        yield started
+
+
+async def test_with_a_threshold_of_zero_a_small_file_is_offloaded(
+    client: aiohttp.ClientSession,
+    offloading_everything: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    url = _variable_url(offloading_everything.base_url, instance_id, "small")
+    status, text = await _put(client, url, b"ten bytes!")
+    assert status == 204, text
+    kept = _reference_in_engine(engine_process.base_url, instance_id, "small")
+    assert isinstance(reference.decode(kept, [KEY.encode()]), reference.Reference)
+    async with client.get(url) as response:
+        assert await response.read() == b"ten bytes!"
+
+
+@pytest.mark.parametrize("door", ["raw", "multipart", "json"])
+async def test_a_valid_reference_uploaded_is_stored_as_it_is_never_offloaded_again(
+    client: aiohttp.ClientSession,
+    offloading_everything: processes.Gateway,
+    engine_process: processes.Running,
+    offloaded: tuple[str, bytes],
+    door: str,
+) -> None:
+    """Attaching a document: its reference written to another variable, through any door."""
+    instance_id, content = offloaded
+    kept = _reference_in_engine(engine_process.base_url, instance_id, "doc")
+    base = offloading_everything.base_url
+    name = f"attached_{door}"
+    if door == "raw":
+        status, text = await _put(client, _variable_url(base, instance_id, name), kept)
+    elif door == "multipart":
+        form = _form(kept, value_type="File")
+        status, text = await engine_api.post_form(
+            client, _variable_url(base, instance_id, name), form
+        )
+    else:
+        url = f"{base}/engine-rest/process-instance/{instance_id}/variables/{name}"
+        status, text = await _send_json(client, "PUT", url, _json_value(kept))
+    assert status == 204, text
+    assert _reference_in_engine(engine_process.base_url, instance_id, name) == kept
+    async with client.get(_variable_url(base, instance_id, name)) as response:
+        assert await response.read() == content
