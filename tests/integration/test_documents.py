@@ -18,7 +18,7 @@ import pytest
 
 from gateway import reference
 from tests import processes
-from tests.integration import engine_api
+from tests.integration import engine_api, webapps
 from tests.integration.documents import Backend, key_file, new_key
 
 pytestmark = pytest.mark.engine
@@ -736,3 +736,18 @@ async def test_a_valid_reference_uploaded_is_stored_as_it_is_never_offloaded_aga
     assert _reference_in_engine(engine_process.base_url, instance_id, name) == kept
     async with client.get(_variable_url(base, instance_id, name)) as response:
         assert await response.read() == content
+
+
+async def test_cockpit_downloads_a_document_with_its_session_as_any_file(
+    gateway: processes.Gateway, offloaded: tuple[str, bytes], engine_process: processes.Running
+) -> None:
+    """The webapps' engine API is an API root: the same resolution, with a session cookie."""
+    instance_id, content = offloaded
+    query = f"/variable-instance?processInstanceIdIn={instance_id}&variableName=doc"
+    [variable] = engine_api.call(engine_process.base_url, "GET", query)
+    path = f"{webapps.API}/variable-instance/{variable['id']}/data"
+    async with webapps.logged_in(gateway.base_url) as session:
+        async with session.client.get(session.url(path)) as response:
+            assert response.status == 200
+            assert response.headers["ETag"] == f'"{hashlib.sha256(content).hexdigest()}"'
+            assert await response.read() == content
