@@ -291,6 +291,10 @@ class Download:
         self._hashes = digest.Hashes(digest.needed(wanted)) if hashed else None
         self._scan = Scan(config, counted, "download", "data") if scan else None
 
+    @property
+    def scans(self) -> bool:
+        return self._scan is not None
+
     async def start(self) -> errors.GatewayError | None:
         """Before the response's headers go, so that a clamd it cannot reach is a clean 503."""
         return await self._scan.start() if self._scan is not None else None

@@ -59,6 +59,8 @@ async def answer(
         return refuse(transfer, located, "rejected" if located.status == 404 else "upstream_abort")
     size = located
     transfer.resolved = "document"
+    # Only a scan needs the bytes in Python: the content's digest is its name.
+    scanned = watched if watched is not None and watched.scans else None
     sha = base64.b64encode(bytes.fromhex(found.content_hash)).decode()
     transfer.digest = f"{digest.DEFAULT_ALGORITHM}=:{sha}:"
     tag = ranges.etag(found.content_hash)
@@ -91,7 +93,7 @@ async def answer(
         return response
     path = documents.store.content_path(found.content_hash)
     try:
-        if path is not None and watched is None:
+        if path is not None and scanned is None:
             await _sendfile(request, transfer, path, start, end, documents.store.sent_from_disk)
         else:
             pieces = (
@@ -99,7 +101,7 @@ async def answer(
                 if path is not None
                 else documents.store.read(found.content_hash, start, end)
             )
-            if not await _streamed(request, response, transfer, pieces, end - start, watched):
+            if not await _streamed(request, response, transfer, pieces, end - start, scanned):
                 return response
     except (StoreError, OSError, _ShortContent):
         # The store broke off or lost bytes: the client must never take this as whole.

@@ -33,3 +33,26 @@ def test_the_benchmark_runs_every_case_and_reports_them(tmp_path: Path) -> None:
     text = report.markdown(result)
     assert "| upload | 64 KiB x 2 |" in text
     assert "| `GET /engine`, 32 connections, req/s vs nginx | ≥ 0.5 |" in text  # #21's goals
+
+
+def test_the_documents_benchmark_runs_every_path_and_reports_them() -> None:
+    """bench/documents.py in miniature: every store, every way, the memory cases."""
+    done = subprocess.run(
+        [sys.executable, "bench/documents.py", "--smoke"],
+        cwd=processes.ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(done.stdout)
+    assert {case["store"] for case in result["engine_cases"]} == {"none", "file", "s3"}
+    stored = [case for case in result["engine_cases"] if case["store"] != "none"]
+    assert all(case["identical"] for case in stored)
+    assert [row["path"] for row in result["five_ways"]] == [
+        "gateway, no store",
+        "gateway, file store",
+        "the disk alone (cp and fsync, cat)",
+        "gateway, s3 store",
+        "SeaweedFS direct (curl)",
+    ]
+    assert {row["store"] for row in result["memory"]} == {"file", "s3"}

@@ -125,6 +125,13 @@ async def _ranges_match(client: aiohttp.ClientSession, url: str, size: int, seed
         assert body == _slice(size, seed, start, end), header
     async with client.get(url, headers={"Range": f"bytes={size}-"}) as response:
         assert response.status == 416
+    async with client.head(url) as response:
+        tag = response.headers["ETag"]
+    for if_range, status in ((tag, 206), ('"' + "0" * 64 + '"', 200)):  # fresh, then stale
+        headers = {"Range": "bytes=0-9", "If-Range": if_range}
+        async with client.get(url, headers=headers) as response:
+            assert response.status == status
+            assert response.headers["Content-Length"] == str(10 if status == 206 else size)
 
 
 @pytest.mark.parametrize(
