@@ -93,11 +93,11 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def curl(*args: str) -> tuple[int, float]:
+def curl(*args: str, output: str = "/dev/null") -> tuple[int, float]:
     """curl's HTTP status and the wall time of the transfer."""
     started = time.monotonic()
     done = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "demo:demo", *args],
+        ["curl", "-s", "-o", output, "-w", "%{http_code}", "-u", "demo:demo", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -125,7 +125,7 @@ def engine_case(running: Stack, store: str, source: Path, size: int) -> dict[str
     proc.reset_peak(running.engine.pid)
     upload_status, _ = _form_upload(url, source)
     download = running.work / "download"
-    download_status, _ = curl("-o", str(download), url)
+    download_status, _ = curl(url, output=str(download))
     identical = download_status == 200 and filecmp(download, source)
     engine_peak = proc.kib(running.engine.pid, "VmHWM") / 1024
     growth = directory_bytes(running.engine_data) - database

@@ -57,6 +57,9 @@ PARTS = (
     Part("docs/scaling.md", "cluster-database", figures.cluster_database),
     Part("docs/scaling.md", "cluster-throughput", figures.cluster_throughput),
     Part("docs/development.md", "make-targets", reference.make_targets_table),
+    Part("docs/documents.md", "documents-engine", figures.documents_engine),
+    Part("docs/documents.md", "documents-five-ways", figures.documents_five_ways),
+    Part("docs/documents.md", "documents-memory", figures.documents_memory),
 )
 
 _MARKER = re.compile(r"<!-- (/?)generated: ([\w-]+) -->")
