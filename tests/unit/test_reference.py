@@ -122,3 +122,14 @@ def test_the_key_file_has_one_key_a_line_the_first_signing() -> None:
 def test_a_key_file_without_a_usable_key_is_refused(text: str) -> None:
     with pytest.raises(reference.KeyFileError):
         reference.parse_keys(text)
+
+
+def test_a_type_and_name_of_escaped_control_characters_still_fit() -> None:
+    """Found by tests/fuzz/reference_target.py: each control character is six bytes
+    escaped, so a type of 200 of them outgrew 1 KiB (and encode recursed for ever)."""
+    odd = dataclasses.replace(SAMPLE, content_type="\x01" * 200, file_name="\x02" * 255)
+    data = reference.encode(odd, KEY)
+    assert len(data) <= reference.MAX_BYTES
+    decoded = reference.decode(data, [KEY])
+    assert isinstance(decoded, Reference)
+    assert decoded.content_hash == SAMPLE.content_hash
