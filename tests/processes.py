@@ -709,6 +709,9 @@ def start_seaweedfs(work_dir: Path) -> SeaweedFS:
         f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-webdav=false", "-admin.ui=false", "-admin.port.legacy=0",
         f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}",
+        # mini sizes its volumes (128 MB each) by the disk's free space at start: a fixed
+        # count makes a busy machine's run like any other's (nothing is preallocated).
+        "-volume.max=100",
         "-master.telemetry=false", f"-s3.config={identities}",
         f"-filer.localSocket={directory / 'filer.sock'}",
         f"-s3.localSocket={directory / 's3.sock'}",
@@ -727,6 +730,8 @@ def seaweedfs(work_dir: Path) -> Iterator[SeaweedFS]:
         yield started
     finally:
         stop(started.running.process)
+        # Gigabytes of test files: not kept for the next runs' disks.
+        shutil.rmtree(started.directory / "data", ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -814,3 +819,5 @@ def seaweedfs_cluster(work_dir: Path) -> Iterator[SeaweedFSCluster]:
         # S3, the filer, the volume servers, the master: the filer flushes to the volumes.
         for running in (cluster.running, cluster.others[1], *cluster.volumes, cluster.others[0]):
             stop(running.process)
+        for name in ("v1", "v2", "f"):
+            shutil.rmtree(cluster.directory / name, ignore_errors=True)

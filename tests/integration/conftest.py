@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import aiohttp
@@ -64,6 +65,7 @@ def backend(
     if request.param == "file":
         root = tmp_path_factory.mktemp("documents")
         yield documents.Backend("file", ("--document-store", f"file://{root}"), root=root)
+        shutil.rmtree(root, ignore_errors=True)  # gigabytes of test files
         return
     with processes.seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as seaweed:
         bucket = "documents"
