@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 
 import aiohttp
 from aiohttp import web
@@ -55,6 +55,7 @@ from gateway.transfer import (
     Upstream,
     abort_client,
     refuse,
+    sent,
     without_parameters,
 )
 
@@ -365,44 +366,34 @@ async def _chunk_loop(
     watched: Watched | None,
     config: Config,
 ) -> web.StreamResponse:
-    held: bytes | None = None  # a watched download's latest chunk, until the next one comes
-    while True:
-        try:
-            # aiohttp's own read timeout (sock_read) is lost, and the read waits for
-            # ever, when its C parser fails on the engine's chunk framing mid-body
-            # (3.14.5, tests/faults/test_lying_upstream.py): this deadline holds anyway.
-            async with asyncio.timeout(config.read_timeout_seconds):
-                chunk, ahead = (
-                    (ahead, b"") if ahead else (await upstream.content.read(CHUNK_BYTES), b"")
-                )
-        except TimeoutError:  # aiohttp's ServerTimeoutError is one too
-            abort_client(request, transfer, "timeout")
+    try:
+        chunks = _engine_chunks(upstream, ahead, config.read_timeout_seconds)
+        if not await sent(request, response, transfer, chunks, watched):
             return response
-        except aiohttp.ClientError:
-            abort_client(request, transfer, "upstream_abort")
-            return response
-        if not chunk:
-            break
-        if watched is not None:
-            if await watched.content(chunk) is not None:
-                abort_client(request, transfer, "rejected")
-                return response
-            chunk, held = held or b"", chunk
-            if not chunk:
-                continue
-        # Raises ConnectionResetError when the client has gone: handled in proxy.handle.
-        await response.write(chunk)
-        transfer.sent_down(len(chunk))
-    if watched is not None:
-        if await watched.finish() is not None:
-            # Found, or no verdict and failing closed: the client never gets the end.
-            abort_client(request, transfer, "rejected")
-            return response
-        if held:
-            await response.write(held)
-            transfer.sent_down(len(held))
+    except TimeoutError:  # aiohttp's ServerTimeoutError is one too
+        abort_client(request, transfer, "timeout")
+        return response
+    except aiohttp.ClientError:
+        abort_client(request, transfer, "upstream_abort")
+        return response
     await response.write_eof()
     return response
+
+
+async def _engine_chunks(
+    upstream: aiohttp.ClientResponse, ahead: bytes, read_timeout_seconds: float
+) -> AsyncIterator[bytes]:
+    if ahead:
+        yield ahead
+    while True:
+        # aiohttp's own read timeout (sock_read) is lost, and the read waits for ever, when
+        # its C parser fails on the engine's chunk framing mid-body (3.14.5,
+        # tests/faults/test_lying_upstream.py): this deadline holds anyway.
+        async with asyncio.timeout(read_timeout_seconds):
+            chunk = await upstream.content.read(CHUNK_BYTES)
+        if not chunk:
+            return
+        yield chunk
 
 
 def _watched_download(

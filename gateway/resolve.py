@@ -31,7 +31,7 @@ from gateway import digest, errors, inspection, ranges
 from gateway.documents import Documents, store_failed
 from gateway.reference import Reference
 from gateway.store import StoreError
-from gateway.transfer import Transfer, abort_client, refuse
+from gateway.transfer import Transfer, abort_client, refuse, sent
 
 # A sendfile call moves at most this much, so a long download's bytes are counted as they go.
 SENDFILE_PIECE_BYTES = 16 << 20
@@ -101,7 +101,7 @@ async def answer(
                 if path is not None
                 else documents.store.read(found.content_hash, start, end)
             )
-            if not await _streamed(request, response, transfer, pieces, end - start, scanned):
+            if not await sent(request, response, transfer, _checked(pieces, end - start), scanned):
                 return response
     except (StoreError, OSError, _ShortContent):
         # The store broke off or lost bytes: the client must never take this as whole.
@@ -173,36 +173,11 @@ async def _read_file(
             yield piece
 
 
-async def _streamed(
-    request: web.Request,
-    response: web.StreamResponse,
-    transfer: Transfer,
-    pieces: AsyncIterator[bytes],
-    length: int,
-    watched: inspection.Download | None,
-) -> bool:
-    """The pieces to the client; with a scan, the last one held until its verdict. False
-    when the scan refused the content (the client's connection is then cut)."""
-    held: bytes | None = None
+async def _checked(pieces: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:
+    """`pieces`, raising _ShortContent at their end unless they were `length` bytes."""
     moved = 0
     async for piece in pieces:
         moved += len(piece)
-        if watched is not None:
-            if await watched.content(piece) is not None:
-                abort_client(request, transfer, "rejected")
-                return False
-            piece, held = held or b"", piece
-            if not piece:
-                continue
-        await response.write(piece)
-        transfer.sent_down(len(piece))
+        yield piece
     if moved != length:
         raise _ShortContent
-    if watched is not None:
-        if await watched.finish() is not None:
-            abort_client(request, transfer, "rejected")
-            return False
-        if held:
-            await response.write(held)
-            transfer.sent_down(len(held))
-    return True

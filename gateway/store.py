@@ -140,7 +140,6 @@ class Store:
         read_timeout_seconds: float,
         counted: metrics.Metrics | None = None,
     ) -> None:
-        self.location = location
         self._counted = counted or metrics.create(enabled=False)
         self.id = location.url
         self.local_root = location.local_root

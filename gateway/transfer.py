@@ -2,14 +2,16 @@
 
 `Transfer` is what a request moved, for its log line and its metrics; `refuse` answers with
 a gateway-made error, `abort_client` cuts the client's connection so a short body is never
-taken for a whole one. upload.py and download.py use these as proxy.py does, so they sit
-one floor below all three.
+taken for a whole one, and `sent` writes a body that a scan may still refuse. upload.py,
+download.py and resolve.py use these as proxy.py does, so they sit one floor below all.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -118,3 +120,45 @@ def without_parameters(url: URL, names: frozenset[str] | set[str]) -> URL:
     """`url` without the query parameters the gateway reads for itself."""
     kept = [(k, v) for k, v in url.query.items() if k not in names]
     return url.with_query(kept) if kept else url.with_query(None)
+
+
+class Watch(Protocol):
+    """What watches a body on its way down (inspection.Download, jsonfiles.JsonAnswer)."""
+
+    async def content(self, data: bytes | memoryview) -> errors.GatewayError | None: ...
+
+    async def finish(self) -> errors.GatewayError | None: ...
+
+
+async def sent(
+    request: web.Request,
+    response: web.StreamResponse,
+    transfer: Transfer,
+    pieces: AsyncIterator[bytes],
+    watch: Watch | None,
+) -> bool:
+    """`pieces` to the client as they come, each counted; with a `watch`, the latest piece
+    held until the next one, and the last until the watch's verdict. False when the watch
+    refused the body: the client's connection is then cut, and never gets its end. What
+    `pieces` raises goes on to the caller, before anything held is sent."""
+    held = b""
+    async for piece in pieces:
+        if watch is not None:
+            if await watch.content(piece) is not None:
+                abort_client(request, transfer, "rejected")
+                return False
+            piece, held = held, piece
+            if not piece:
+                continue
+        # Raises ConnectionResetError when the client has gone: handled in proxy.handle.
+        await response.write(piece)
+        transfer.sent_down(len(piece))
+    if watch is not None:
+        if await watch.finish() is not None:
+            # Found, or no verdict and failing closed: the client never gets the end.
+            abort_client(request, transfer, "rejected")
+            return False
+        if held:
+            await response.write(held)
+            transfer.sent_down(len(held))
+    return True

@@ -23,6 +23,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +45,7 @@ from gateway.state import CONFIG, DOCUMENTS, METRICS
 from gateway.transfer import CHUNK_BYTES, SMALL_BODY_BYTES, Transfer, Upstream, without_parameters
 
 Chunks = AsyncIterator[bytes | memoryview]
+T = TypeVar("T")
 
 # Query parameters the gateway reads and the engine never sees.
 RAW_UPLOAD_PARAMETERS = frozenset({"filename", "valueType"})
@@ -179,17 +181,14 @@ async def _offloaded_raw(
     documents = request.app[DOCUMENTS]
     assert documents is not None
     try:
-        data = await offload.raw(
-            request, documents, transfer, outgoing, incoming, inspected, wrapped
+        data = await _offloaded(
+            transfer,
+            offload.raw(request, documents, transfer, outgoing, incoming, inspected, wrapped),
         )
-    except offload.Refused as refused:
-        transfer.rejection_outcome = refused.outcome
-        return refused.error
-    except UploadRejected:
-        assert transfer.rejection is not None
-        return transfer.rejection
     finally:
         _inspection_done(inspected, transfer)
+    if isinstance(data, errors.GatewayError):
+        return data
     return Body(data, path_qs, inspected)
 
 
@@ -206,17 +205,11 @@ async def _offloaded_form(
     assert documents is not None
     scanner = multipart.FormScanner(boundary, report=True)
     try:
-        formed = await offload.form(documents, incoming, scanner, inspected)
-    except offload.Refused as refused:
-        transfer.rejection_outcome = refused.outcome
-        return refused.error
-    except multipart.FormError as error:
-        return errors.bad_request(str(error))
-    except UploadRejected:
-        assert transfer.rejection is not None
-        return transfer.rejection
+        formed = await _offloaded(transfer, offload.form(documents, incoming, scanner, inspected))
     finally:
         _inspection_done(inspected, transfer)
+    if isinstance(formed, errors.GatewayError):
+        return formed
     transfer.offloaded, transfer.offload_door = int(formed.offloaded), "multipart"
     outgoing["Content-Type"] = formed.wrapped.content_type
     outgoing["Content-Length"] = str(formed.length)
@@ -257,25 +250,35 @@ async def _json(
     if offloading is None:
         return Body(_json_body(incoming, files, transfer), path_qs, scanned=scanner)
     try:
-        data, length = await jsonoffload.json_body(incoming, files, offloading)
-    except offload.Refused as refused:
-        transfer.rejection_outcome = refused.outcome
-        return refused.error
-    except jsonvalues.InvalidValue as error:
-        return errors.bad_request(str(error))
-    except UploadRejected:
-        assert transfer.rejection is not None
-        return transfer.rejection
+        made = await _offloaded(transfer, jsonoffload.json_body(incoming, files, offloading))
     finally:
         files.close()
         transfer.scan = files.scan_result
         transfer.json_files, transfer.json_file_bytes = files.files, files.file_bytes
+    if isinstance(made, errors.GatewayError):
+        return made
+    data, length = made
     transfer.offloaded, transfer.offload_door = offloading.offloaded, "json"
     outgoing["Content-Length"] = str(length)
     # The text goes as UTF-8 (offload.py), which Jackson finds whatever a charset says.
     outgoing["Content-Type"] = "application/json"
     outgoing.popall("Content-Digest", None)  # it described the client's body
     return Body(data, path_qs, scanned=scanner)
+
+
+async def _offloaded(transfer: Transfer, offloading: Awaitable[T]) -> T | errors.GatewayError:
+    """What an offload made (offload.py, jsonoffload.py), or the error to refuse the request
+    with, its outcome on `transfer`."""
+    try:
+        return await offloading
+    except offload.Refused as refused:
+        transfer.rejection_outcome = refused.outcome
+        return refused.error
+    except (multipart.FormError, jsonvalues.InvalidValue) as error:
+        return errors.bad_request(str(error))
+    except UploadRejected:
+        assert transfer.rejection is not None
+        return transfer.rejection
 
 
 Kind = Callable[

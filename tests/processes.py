@@ -680,6 +680,19 @@ class SeaweedFS:
         )
 
 
+def _s3_identity(path: Path) -> tuple[str, str]:
+    """An S3 identity of its own, written where weed's -s3.config reads it: every request
+    must then be signed with its key."""
+    access_key, secret_key = secrets.token_hex(8), secrets.token_hex(20)
+    identity = {
+        "name": "gateway",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }
+    path.write_text(json.dumps({"identities": [identity]}))
+    return access_key, secret_key
+
+
 def _s3_answers(url: str) -> bool:
     """Anything but a refused connection: unsigned, S3 answers 403 once it serves."""
     return http_status(url + "/") is not None
@@ -690,14 +703,8 @@ def start_seaweedfs(work_dir: Path) -> SeaweedFS:
     deploy/local/ensure-seaweedfs.sh: every port free and on loopback, no admin UI or
     WebDAV, and an S3 identity of its own, so every request must be signed."""
     directory = Path(tempfile.mkdtemp(prefix="seaweedfs-", dir=work_dir))
-    access_key, secret_key = secrets.token_hex(8), secrets.token_hex(20)
     identities = directory / "s3.json"
-    identity = {
-        "name": "gateway",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }
-    identities.write_text(json.dumps({"identities": [identity]}))
+    access_key, secret_key = _s3_identity(identities)
     (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, admin,
      admin_grpc) = (free_port() for _ in range(10))  # fmt: skip
     command = [
@@ -749,13 +756,7 @@ def _weed(directory: Path, name: str, *args: str) -> Running:
 
 def start_seaweedfs_cluster(work_dir: Path) -> SeaweedFSCluster:
     directory = Path(tempfile.mkdtemp(prefix="seaweedfs-cluster-", dir=work_dir))
-    access_key, secret_key = secrets.token_hex(8), secrets.token_hex(20)
-    identity = {
-        "name": "gateway",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }
-    (directory / "s3.json").write_text(json.dumps({"identities": [identity]}))
+    access_key, secret_key = _s3_identity(directory / "s3.json")
     master, master_grpc, filer, filer_grpc, s3, s3_grpc = (free_port() for _ in range(6))
     loopback = (f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}")
     # A peer is ip:port.grpcPort: with ip:port alone they dial port + 10000 for ever.

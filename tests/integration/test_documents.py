@@ -62,6 +62,13 @@ def _reference_in_engine(engine_url: str, instance_id: str, name: str) -> bytes:
     return engine_api.get_bytes(_variable_url(engine_url, instance_id, name))
 
 
+def _verified_in_engine(engine_url: str, instance_id: str, name: str) -> reference.Reference:
+    """The variable's content in the engine: a reference signed with KEY."""
+    found = reference.decode(_reference_in_engine(engine_url, instance_id, name), [KEY.encode()])
+    assert isinstance(found, reference.Reference)
+    return found
+
+
 @pytest.fixture
 async def offloaded(
     client: aiohttp.ClientSession,
@@ -223,10 +230,7 @@ async def test_a_reference_signed_with_a_retired_key_resolves(
     offloaded: tuple[str, bytes],
 ) -> None:
     instance_id, content = offloaded
-    found = reference.decode(
-        _reference_in_engine(engine_process.base_url, instance_id, "doc"), [KEY.encode()]
-    )
-    assert isinstance(found, reference.Reference)
+    found = _verified_in_engine(engine_process.base_url, instance_id, "doc")
     old = reference.encode(found, RETIRED_KEY.encode())
     _written_into_engine(engine_process.base_url, instance_id, "old", old)
     async with client.get(_variable_url(gateway.base_url, instance_id, "old")) as response:
@@ -243,10 +247,7 @@ async def test_a_reference_the_gateway_did_not_sign_is_served_as_the_small_file_
     change: str,
 ) -> None:
     instance_id, _ = offloaded
-    found = reference.decode(
-        _reference_in_engine(engine_process.base_url, instance_id, "doc"), [KEY.encode()]
-    )
-    assert isinstance(found, reference.Reference)
+    found = _verified_in_engine(engine_process.base_url, instance_id, "doc")
     if change == "forged":  # signed with a key the gateway does not have
         written = reference.encode(found, new_key().encode())
     else:  # a valid reference, pointed at other content
@@ -276,10 +277,7 @@ async def test_a_document_whose_content_is_gone_is_a_502_and_whose_record_is_gon
             _content(SIZE, seed=hash(name)),
         )
         assert status == 204
-        found = reference.decode(
-            _reference_in_engine(engine_process.base_url, instance_id, name), [KEY.encode()]
-        )
-        assert isinstance(found, reference.Reference)
+        found = _verified_in_engine(engine_process.base_url, instance_id, name)
         key = found.content_hash if lost == "content" else found.document_id
         backend.delete(f"{prefix}{lost}/{key}")
         async with client.get(_variable_url(gateway.base_url, instance_id, name)) as response:
@@ -426,8 +424,7 @@ async def test_a_large_file_in_a_multipart_form_is_offloaded_and_downloads_named
     url = _variable_url(gateway.base_url, instance_id, "form")
     status, text = await engine_api.post_form(client, url, form)
     assert status == 204, text
-    kept = _reference_in_engine(engine_process.base_url, instance_id, "form")
-    assert isinstance(reference.decode(kept, [KEY.encode()]), reference.Reference)
+    _verified_in_engine(engine_process.base_url, instance_id, "form")
     variable = _variable(engine_process.base_url, instance_id, "form")
     assert variable["type"] == "File"
     assert variable["valueInfo"] == {"filename": "report.pdf", "mimeType": "application/pdf"}
@@ -561,8 +558,7 @@ async def test_a_large_value_in_json_is_offloaded_and_downloads_as_the_file(
     body = _json_value(content, type_name=type_name, value_first=value_first)
     status, text = await _send_json(client, "PUT", url, body)
     assert status == 204, text
-    kept = _reference_in_engine(engine_process.base_url, instance_id, "json")
-    assert isinstance(reference.decode(kept, [KEY.encode()]), reference.Reference)
+    _verified_in_engine(engine_process.base_url, instance_id, "json")
     assert _variable(engine_process.base_url, instance_id, "json")["type"] == type_name
     async with client.get(_variable_url(gateway.base_url, instance_id, "json")) as response:
         assert await response.read() == content
@@ -703,8 +699,7 @@ async def test_with_a_threshold_of_zero_a_small_file_is_offloaded(
     url = _variable_url(offloading_everything.base_url, instance_id, "small")
     status, text = await _put(client, url, b"ten bytes!")
     assert status == 204, text
-    kept = _reference_in_engine(engine_process.base_url, instance_id, "small")
-    assert isinstance(reference.decode(kept, [KEY.encode()]), reference.Reference)
+    _verified_in_engine(engine_process.base_url, instance_id, "small")
     async with client.get(url) as response:
         assert await response.read() == b"ten bytes!"
 
