@@ -83,7 +83,7 @@ faults: $(VENV)/.installed
 # tests/fuzz/corpus/<target>; a crashing input to .fuzz/<target>-crash-<sha1>. `make test`
 # runs each for a minute (tests/fuzz/test_fuzz_short.py).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := headers disposition multipart jsonvalues reference ranges
+FUZZ_TARGETS := headers disposition multipart jsonvalues reference ranges links
 FUZZ_RUNS := $(addprefix fuzz-,$(FUZZ_TARGETS))
 .PHONY: $(FUZZ_RUNS)
 fuzz: $(FUZZ_RUNS)

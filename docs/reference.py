@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from gateway import metrics
+from gateway import documentsapi, metrics
 from gateway.__main__ import OPTIONS, parse_config
 from gateway.routes import (
     BINARY_ROUTES,
@@ -144,7 +144,7 @@ def json_doors_by_label() -> str:
 
 def route_labels() -> tuple[str, ...]:
     labels = [route.label for route in BINARY_ROUTES] + [door.label for door in JSON_DOORS]
-    return (*dict.fromkeys(labels), PASSTHROUGH.label)
+    return (*dict.fromkeys(labels), PASSTHROUGH.label, *documentsapi.route_labels())
 
 
 # --- monitoring ------------------------------------------------------------------------

@@ -242,6 +242,18 @@ OPTIONS = (
         "0: every one",
     ),
     Option(
+        "documents_path",
+        str,
+        "with --document-store, where the documents API is served (upload once, attach to any "
+        "variable, expiring links): a path the engine does not serve",
+    ),
+    Option(
+        "document_link_max_seconds",
+        int,
+        "the longest a link to a document (POST <documents-path>/{id}/links) may live; a "
+        "longer timeToLive is cut to it",
+    ),
+    Option(
         "log_level",
         str,
         "what goes to stderr: at info, one access line per request and the gateway's own "

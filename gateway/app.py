@@ -36,11 +36,13 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway import health, logstream, metadata, metrics, proxy, relay
+from gateway import documentsapi, health, logstream, metadata, metrics, proxy, relay
+from gateway.callers import Callers
 from gateway.config import Config
 from gateway.documents import Documents, read_keys
 from gateway.state import (
     ACCESS_LOG,
+    CALLERS,
     CLIENT,
     CONFIG,
     CUTTING,
@@ -97,6 +99,7 @@ def _documents(config: Config, counted: metrics.Metrics) -> Documents | None:
         Store(location, read_timeout_seconds=config.read_timeout_seconds, counted=counted),
         read_keys(config.document_key_file),
         config.offload_above_bytes,
+        config.documents_path,
     )
 
 
@@ -115,6 +118,7 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
         app[ENGINE_UNREACHABLE] = unreachable
         app[METRICS] = counted
     public[DOCUMENTS] = _documents(config, counted)
+    public[CALLERS] = Callers(config.upstream_origin, config.webapp_roots)
 
     async def client_lifecycle(_: web.Application) -> AsyncIterator[None]:
         client = engine_client(config)
@@ -137,6 +141,10 @@ def build_apps(config: Config) -> tuple[web.Application, web.Application]:
 
     # The public app owns the client; it is cleaned up last (see serve()).
     public.cleanup_ctx.append(client_lifecycle)
+    if public[DOCUMENTS] is not None:
+        path = config.documents_path
+        public.router.add_route("*", path, documentsapi.handle)
+        public.router.add_route("*", path + "/{tail:.*}", documentsapi.handle)
     public.router.add_route("*", "/{tail:.*}", proxy.handle)
     admin.cleanup_ctx.append(health.watch_engine)
     admin.router.add_get("/livez", health.livez)

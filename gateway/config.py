@@ -72,6 +72,9 @@ class Config:
     document_store_endpoint: str = ""  # an S3-compatible store's URL (SeaweedFS, MinIO, Ceph)
     document_key_file: str = ""  # the references' HMAC keys, one a line, the first signs
     offload_above_bytes: int = 1 << 20  # 0: every File and Bytes value goes to the store
+    # The documents API (documentsapi.py), served with a store; outside every API root.
+    documents_path: str = "/documents"
+    document_link_max_seconds: int = 7 * 86400  # S3's longest presigned URL, too
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -161,6 +164,18 @@ class Config:
         if self.offload_above_bytes < 0:
             raise ConfigError(
                 f"offload_above_bytes must not be negative, got {self.offload_above_bytes}"
+            )
+        path = self.documents_path
+        if not path.startswith("/") or path.endswith("/") or "//" in path or "?" in path:
+            raise ConfigError(f"documents_path must be a path like /documents, got {path!r}")
+        if self.api_roots.split(path + "/x") is not None or any(
+            path == webapp or path.startswith(webapp + "/") for webapp in self.webapp_roots
+        ):
+            raise ConfigError(f"documents_path {path!r} is the engine's: choose another")
+        if self.document_link_max_seconds < 1:
+            raise ConfigError(
+                "document_link_max_seconds must be at least 1, "
+                f"got {self.document_link_max_seconds}"
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")

@@ -38,8 +38,8 @@ DIRECTIONS = ("upload", "download")
 # How a clamd scan ended; failed_*: clamd gave no verdict, and --clamd-failure decided.
 SCAN_OUTCOMES = ("clean", "found", "failed_closed", "failed_open")
 # Which way a scanned file came: a multipart form, a raw body, a typed value in JSON, or a
-# binary download (…/data).
-SCAN_DOORS = ("multipart", "raw", "json", "data")
+# binary download (…/data), or the documents API.
+SCAN_DOORS = ("multipart", "raw", "json", "data", "documents")
 # The engine's binary types, as files in JSON are counted.
 JSON_FILE_TYPES = ("File", "Bytes")
 DIGEST_FIELDS = ("Repr-Digest", "Content-Digest")
@@ -61,6 +61,26 @@ STORE_OPERATIONS = (
     "list",
 )
 STORE_OUTCOMES = ("ok", "error")
+# How a documents API call ended (documentsapi.py): ok, partial (a batch with failed
+# files), or why it was refused.
+DOCUMENT_API_RESULTS = (
+    "ok",
+    "partial",
+    "unauthenticated",
+    "forbidden",
+    "invalid",
+    "exists",
+    "not_found",
+    "expired",
+    "missing",
+    "malware",
+    "scan_unavailable",
+    "digest_mismatch",
+    "variable_document",
+    "link_altered",
+    "link_expired",
+    "store_error",
+)
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 # Every label's values but the route's (routes.py has those), by the family it is on:
 # docs/monitoring.md lists them.
@@ -77,6 +97,7 @@ LABEL_VALUES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("engine_gateway_resolved_total", "outcome", RESOLVED_OUTCOMES),
     ("engine_gateway_store_operations_total", "operation", STORE_OPERATIONS),
     ("engine_gateway_store_operations_total", "outcome", STORE_OUTCOMES),
+    ("engine_gateway_document_api_calls_total", "result", DOCUMENT_API_RESULTS),
 )
 
 # Seconds: a JSON call takes milliseconds, a 4 GiB transfer minutes.
@@ -119,6 +140,7 @@ class Metrics:
     resolved: Counter
     store_operations: Counter
     store_duration: Histogram
+    document_calls: Counter
     # Labelled children by label values: prometheus-client's labels() validates and locks
     # on every call, which a small request would pay six times over.
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
@@ -176,6 +198,10 @@ class Metrics:
         if self.enabled:
             self._child(self.store_operations, operation, "ok" if ok else "error").inc()
             self._child(self.store_duration, operation).observe(duration_seconds)
+
+    def document_call(self, operation: str, result: str) -> None:
+        if self.enabled:
+            self._child(self.document_calls, operation, result).inc()
 
     def digest_mismatch(self, field_name: str) -> None:
         if self.enabled:
@@ -355,6 +381,13 @@ def create(*, enabled: bool = True, shared: bool = False) -> Metrics:
             "to its last; a read: until its first bytes).",
             ["operation"],
             buckets=DURATION_BUCKETS,
+            registry=own,
+        ),
+        document_calls=Counter(
+            "engine_gateway_document_api_calls",
+            "Calls of the documents API, by operation (uploads, batches, reads, links made "
+            "and used, deletes) and result: ok, partial, or why it was refused.",
+            ["operation", "result"],
             registry=own,
         ),
     )

@@ -1,8 +1,8 @@
 """One request's path from the client to the engine and back, top to bottom.
 
-`handle` records the request (in flight for the drain, its metrics and its access line);
-`_proxy` is its steps: match, the engine's request, body up (upload.py), headers down,
-body down (download.py). Bodies are never held: the request
+`handle` records the request (transfer.recorded: in flight for the drain, its metrics and
+its access line); `_proxy` is its steps: match, the engine's request, body up (upload.py),
+headers down, body down (download.py). Bodies are never held: the request
 body is piped to the engine as it arrives, the response body is copied chunk by chunk, and
 each write waits for the client, so a slow reader slows the engine read (backpressure)
 instead of filling memory.
@@ -18,25 +18,13 @@ Failure rules (DESIGN.md invariants):
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from gateway import disposition, download, errors, headers, relay, routes, upload
-from gateway.state import (
-    ACCESS_LOG,
-    CLIENT,
-    CONFIG,
-    CUTTING,
-    DOCUMENTS,
-    ENGINE_UNREACHABLE,
-    IN_FLIGHT,
-    METRICS,
-    RELAY,
-)
-from gateway.transfer import CLIENT_CLOSED_REQUEST, Transfer, Upstream, refuse
+from gateway.state import CLIENT, CONFIG, CUTTING, DOCUMENTS, ENGINE_UNREACHABLE, METRICS, RELAY
+from gateway.transfer import Transfer, Upstream, recorded, refuse
 
 _AIOHTTP_DEFAULTS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
@@ -52,35 +40,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         counted.bytes_counter("upload", route.label),
         counted.bytes_counter("download", route.label),
     )
-    streams = None if transfer.stream is None else counted.streams.labels(transfer.stream)
-    in_flight = request.app[IN_FLIGHT]
-    in_flight.started(request.protocol)
-    counted.in_flight.inc()
-    if streams is not None:
-        streams.inc()
-    try:
-        response = await _proxy(request, transfer)
-    except asyncio.CancelledError:
-        if request.app[CUTTING].is_set():
-            # Still running when the drain timeout ran out: cut by the shutdown, and the
-            # client's connection closes without a clean end, as for an engine that dies.
-            transfer.outcome = "drain_abort"
-            transfer.status = transfer.status or errors.shutting_down().status
-        else:
-            transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
-        raise
-    except ConnectionResetError:
-        # The client went away while we wrote to it.
-        transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
-        raise
-    finally:
-        in_flight.finished(request.protocol)
-        counted.in_flight.dec()
-        if streams is not None:
-            streams.dec()
-        transfer.log(request.app[ACCESS_LOG])
-        transfer.record(counted)
-    return response
+    return await recorded(request, transfer, _proxy(request, transfer))
 
 
 async def _proxy(request: web.Request, transfer: Transfer) -> web.StreamResponse:

@@ -9,6 +9,9 @@ the File or Bytes variable the engine stores:
      "fileName":"report.pdf","size":1048577,"expiresAt":null},
      "href":"/documents/<uuid>?contentHash=<sha-256>","signature":"hmac-sha256:<base64url>"}
 
+A document made through the documents API (documentsapi.py) may carry its caller's
+`customProperties` in its metadata, after `expiresAt`; the member is written only then.
+
 The field names are Camunda 8's DocumentReference's (`storeId`, `documentId`,
 `contentHash`, `metadata`), so code that reads one reads the other. `href` is the path to
 fetch it through the gateway.
@@ -64,6 +67,9 @@ class Reference:
     file_name: str | None
     expires_at: str | None  # RFC 3339, or None: never
     href: str
+    # A documents API caller's own properties (Camunda 8's customProperties); None: none
+    # given, and the member is not written (references made before it read as they were).
+    custom_properties: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,17 +98,20 @@ def parse_keys(text: str) -> tuple[bytes, ...]:
 
 
 def _members(reference: Reference) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "contentType": reference.content_type,
+        "fileName": reference.file_name,
+        "size": reference.size,
+        "expiresAt": reference.expires_at,
+    }
+    if reference.custom_properties is not None:
+        metadata["customProperties"] = reference.custom_properties
     return {
         "engine-gateway": MARKER,
         "storeId": reference.store_id,
         "documentId": reference.document_id,
         "contentHash": reference.content_hash,
-        "metadata": {
-            "contentType": reference.content_type,
-            "fileName": reference.file_name,
-            "size": reference.size,
-            "expiresAt": reference.expires_at,
-        },
+        "metadata": metadata,
         "href": reference.href,
     }
 
@@ -186,7 +195,12 @@ def _reference(members: Any) -> Reference:
         file_name=_optional_text(metadata["fileName"]),
         expires_at=_optional_text(metadata["expiresAt"]),
         href=_text(members["href"]),
+        custom_properties=metadata.get("customProperties"),
     )
+    if reference.custom_properties is not None and not isinstance(
+        reference.custom_properties, dict
+    ):
+        raise TypeError("customProperties is not an object")
     if not _HEX64.fullmatch(reference.content_hash):
         raise ValueError("contentHash is not a SHA-256 in hex")
     if not _DOCUMENT_ID.fullmatch(reference.document_id):

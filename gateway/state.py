@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.callers import Callers
 from gateway.config import Config
 from gateway.documents import Documents
 from gateway.logstream import AccessWriter
@@ -28,6 +29,8 @@ CUTTING = web.AppKey("cutting", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
 # The document store and its keys (documents.py); None without --document-store.
 DOCUMENTS: web.AppKey[Documents | None] = web.AppKey("documents")
+# The engine's answers about the documents API's callers (callers.py).
+CALLERS = web.AppKey("callers", Callers)
 # Set when a connection to the engine could not be opened (by a request or a readiness
 # check): with --refuse-while-engine-down, app.py's gate then closes the public port.
 ENGINE_UNREACHABLE = web.AppKey("engine_unreachable", asyncio.Event)

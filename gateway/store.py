@@ -28,7 +28,8 @@ What obstore does not do, and this module does:
   object is the store's root and its key.
 
 Keys: `content/<sha-256 hex>` holds the bytes, `documents/<id>` a document's record (its
-signed reference), `staging/<id>` an upload in flight.
+signed reference), `kept/<id>` the same for a document the documents API made (kept by
+the sweep until deleted or expired), `staging/<id>` an upload in flight.
 
 Memory: an S3 upload holds at most `PART_BYTES * (PART_CONCURRENCY + 1)` (24 MiB) in obstore
 (parts being sent are kept for their retries), and up to three pieces of `PIECE_BYTES`
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from obstore import GetOptions
 
 CONTENT, DOCUMENTS, STAGING = "content/", "documents/", "staging/"
+# A document the documents API made: kept until deleted or expired, attached or not.
+KEPT = "kept/"
 # obstore's local temporary file: the key, `#` and a number.
 _TEMPORARY = re.compile(r"#\d+$")
 # Parts of an S3 multipart upload, and how many are sent at once.
@@ -212,8 +215,8 @@ class Store:
         os.unlink(staged)
         _fsync(final.parent)
 
-    async def put_record(self, document_id: str, data: bytes) -> None:
-        key = DOCUMENTS + document_id
+    async def put_record(self, document_id: str, data: bytes, *, prefix: str = DOCUMENTS) -> None:
+        key = prefix + document_id
         async with self._timed("put_record"):
             await self._objects.put_async(key, data)
             if self.local_root is not None:

@@ -13,6 +13,9 @@ from the document store; content a variable references never is.
    record names, is deleted once it is older than `--grace-seconds` (default one day); so
    is an upload's staging object (a gateway that died mid-upload). An upload in flight, or
    one whose engine write has not landed yet, is younger than that: never swept.
+   A document the documents API made (`kept/<id>`) stays until it is deleted or its
+   `expiresAt` passes, attached or not; once expired, it goes at once, and a variable's
+   reference to it no longer keeps its content.
 
 It deletes only what is unmarked and old, and a delete of what is already gone is no
 failure: running it again, or on several machines at once, is safe. `--dry-run` lists what
@@ -33,7 +36,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +119,7 @@ async def _small_value(client: aiohttp.ClientSession, url: URL) -> bytes | None:
 async def mark(
     client: aiohttp.ClientSession, api: URL, keys: Sequence[bytes], report: Report
 ) -> None:
+    now = datetime.now(UTC)
     for query, type_field, data_path in QUERIES:
         async for row in _rows(client, api, query):
             if row.get(type_field) not in BINARY_TYPES:
@@ -123,7 +127,8 @@ async def mark(
             report.variables += 1
             data = await _small_value(client, api / data_path.format(id=row["id"]))
             found = reference.decode(data, keys) if data is not None else None
-            if isinstance(found, reference.Reference):
+            # An expired document is not kept for the variables still naming it.
+            if isinstance(found, reference.Reference) and not documents.expired(found, now):
                 report.marked_documents.add(found.document_id)
                 report.marked_content.add(found.content_hash)
 
@@ -139,8 +144,12 @@ async def sweep(
         return not young
 
     named_by_records: set[str] = set()
+    kept = await _kept(objects, report, now, old, dry_run)
     for stored in await objects.listed(store.DOCUMENTS):
         document_id = stored.key.rsplit("/", 1)[1]
+        if document_id in kept:
+            named_by_records.add(kept[document_id])
+            continue
         if document_id in report.marked_documents:
             continue  # its content is marked with it
         if not old(stored):
@@ -161,6 +170,42 @@ async def sweep(
         report.deleted["staging"].append(str(leftover))
         if not dry_run:
             leftover.unlink(missing_ok=True)
+
+
+async def _kept(
+    objects: store.Store,
+    report: Report,
+    now: datetime,
+    old: Callable[[store.Stored], bool],
+    dry_run: bool,
+) -> dict[str, str]:
+    """The documents API's documents that stay (by id: their content's hash): every one
+    until it is deleted or expires, attached to a variable or not. An expired one goes at
+    once, marked or not; a mark left by a document deleted (or a create cut short) goes
+    once it is old."""
+    kept: dict[str, str] = {}
+    for stored in await objects.listed(store.KEPT):
+        document_id = stored.key.rsplit("/", 1)[1]
+        record = await objects.record(document_id)
+        if record is None:
+            if old(stored):
+                await _delete(objects, stored.key, "documents", report, dry_run)
+            continue
+        if _expired(record, now):
+            report.marked_documents.discard(document_id)
+            for key in (store.DOCUMENTS + document_id, stored.key):
+                await _delete(objects, key, "documents", report, dry_run)
+            continue
+        kept[document_id] = _content_hash_of(record)
+    return kept
+
+
+def _expired(record: bytes, now: datetime) -> bool:
+    try:
+        expires_at = json.loads(record)["metadata"]["expiresAt"]
+        return expires_at is not None and datetime.fromisoformat(expires_at) <= now
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _content_hash_of(record: bytes) -> str:

@@ -8,16 +8,18 @@ download.py and resolve.py use these as proxy.py does, so they sit one floor bel
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from gateway import errors, logstream, metrics, relay, routes
+from gateway.state import ACCESS_LOG, CUTTING, IN_FLIGHT, METRICS
 
 # Measured: large reads and writes keep per-byte work out of Python's loop (DESIGN.md).
 CHUNK_BYTES = 256 * 1024
@@ -55,6 +57,7 @@ class Transfer:
     offloaded: int = 0  # File and Bytes values put into the document store (offload.py)
     offload_door: str = "-"  # the door they came through: raw, multipart, json
     resolved: str = "-"  # a download served from the store: document, or why not (resolve.py)
+    document: str = "-"  # a documents API call: ok, partial:<failed>, or why it was refused
     # Why the gateway cut an upload short (set inside the body stream, read by proxy.py).
     rejection: errors.GatewayError | None = None
     rejection_outcome: str = "rejected"
@@ -76,7 +79,7 @@ class Transfer:
             f"status={self.status} bytes_up={self.bytes_up} bytes_down={self.bytes_down} "
             f"filename_source={self.filename_source} digest={self.digest} scan={self.scan} "
             f"json_files={self.json_files} json_file_bytes={self.json_file_bytes} "
-            f"offloaded={self.offloaded} resolved={self.resolved} "
+            f"offloaded={self.offloaded} resolved={self.resolved} document={self.document} "
             f"duration_seconds={time.monotonic() - self.started:.3f} outcome={self.outcome} "
             f"path={self.path}"
         )
@@ -98,6 +101,46 @@ class Transfer:
             counted.offload(self.offload_door, self.offloaded)
         if self.resolved != "-":
             counted.resolution(self.resolved)
+        if self.document != "-":
+            counted.document_call(self.route.label, self.document.partition(":")[0])
+
+
+async def recorded(
+    request: web.Request,
+    transfer: Transfer,
+    answering: Coroutine[Any, Any, web.StreamResponse],
+) -> web.StreamResponse:
+    """`answering` awaited as one request of the public port: in flight for the drain,
+    counted, and logged when it ends, however it ends."""
+    counted = request.app[METRICS]
+    streams = None if transfer.stream is None else counted.streams.labels(transfer.stream)
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.started(request.protocol)
+    counted.in_flight.inc()
+    if streams is not None:
+        streams.inc()
+    try:
+        return await answering
+    except asyncio.CancelledError:
+        if request.app[CUTTING].is_set():
+            # Still running when the drain timeout ran out: cut by the shutdown, and the
+            # client's connection closes without a clean end, as for an engine that dies.
+            transfer.outcome = "drain_abort"
+            transfer.status = transfer.status or errors.shutting_down().status
+        else:
+            transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
+        raise
+    except ConnectionResetError:
+        # The client went away while we wrote to it.
+        transfer.status, transfer.outcome = CLIENT_CLOSED_REQUEST, "client_abort"
+        raise
+    finally:
+        in_flight.finished(request.protocol)
+        counted.in_flight.dec()
+        if streams is not None:
+            streams.dec()
+        transfer.log(request.app[ACCESS_LOG])
+        transfer.record(counted)
 
 
 def refuse(

@@ -114,7 +114,7 @@ async def body_up(
     declared = request.content_length
     if config.max_upload_bytes and declared is not None and declared > config.max_upload_bytes:
         return errors.too_large(config.max_upload_bytes)
-    incoming = _counted_body(request, transfer, config) if request.body_exists else _empty()
+    incoming = counted_body(request, transfer, config) if request.body_exists else _empty()
     passed = Body(incoming if request.body_exists else None, path_qs)
     kind = _KINDS.get(transfer.route.kind)
     if kind is None:
@@ -288,7 +288,7 @@ Kind = Callable[
 _KINDS: dict[routes.Kind, Kind] = {routes.Kind.UPLOAD: _form_or_raw, routes.Kind.JSON: _json}
 
 
-async def _counted_body(
+async def counted_body(
     request: web.Request, transfer: Transfer, config: Config
 ) -> AsyncIterator[bytes]:
     while True:

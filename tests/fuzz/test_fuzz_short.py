@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ("headers", "disposition", "multipart", "jsonvalues", "reference", "ranges")
+TARGETS = ("headers", "disposition", "multipart", "jsonvalues", "reference", "ranges", "links")
 FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))
 # Far below what a working harness does: the slowest, multipart, runs about 140 inputs a
 # second with the three side by side on two cores (atheris' tracing of its byte-by-byte

@@ -37,6 +37,11 @@ class Backend:
     bucket: str = ""
     prefix: str = ""  # where the gateway's keys start (an S3 store's prefix)
 
+    @property
+    def store_id(self) -> str:
+        """The store's id in a reference: --document-store as the gateway was given it."""
+        return self.gateway_args[self.gateway_args.index("--document-store") + 1].rstrip("/")
+
     def _bucket(self) -> S3Store:
         assert self.s3 is not None
         return self.s3.bucket_store(self.bucket)

@@ -1,7 +1,8 @@
 """The README's tour, run as a newcomer runs it after `CLAMD=on make run`: every shell block
 after a `<!-- tour -->` line, in order, in one working directory, against the real engine
 and a gateway scanning with clamd, each block's output checked against the `text` block
-under it.
+under it. docs/documents.md's tour of the documents API likewise, after
+`DOCUMENTS=file make run`: against a gateway with a file store.
 
 Only the addresses change: `make run`'s ports (8000, 8001, 8080) become this test's free
 ones. Variables a block sets (the instance, the task) are there for the next, as in one
@@ -15,14 +16,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests import processes
+from tests.integration.documents import key_file, new_key
 
 README = processes.ROOT / "README.md"
+DOCUMENTS = processes.ROOT / "docs" / "documents.md"
 _BLOCK = re.compile(r"<!-- tour -->\n```sh\n(.*?)```\n(?:```text\n(.*?)```\n)?", re.S)
 # What `make run` listens on, as the README writes it.
 MAKE_RUN = {"gateway": "127.0.0.1:8000", "admin": "127.0.0.1:8001", "engine": "127.0.0.1:8080"}
@@ -56,8 +60,9 @@ def matches(expected: tuple[str, ...], output: str) -> bool:
     return True
 
 
-def test_the_tour_has_runnable_blocks_each_with_its_output() -> None:
-    blocks = tour(README.read_text())
+@pytest.mark.parametrize("page", [README, DOCUMENTS], ids=lambda page: page.name)
+def test_the_tour_has_runnable_blocks_each_with_its_output(page: Path) -> None:
+    blocks = tour(page.read_text())
     assert len(blocks) >= 5
     assert all(block.expected for block in blocks)
 
@@ -69,22 +74,42 @@ def test_the_matcher_needs_every_line_in_order() -> None:
     assert not matches(("b",), output)
 
 
+@pytest.fixture(scope="module")
+def documents_gateway(
+    engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Gateway]:
+    """As `DOCUMENTS=file make run` starts it: a file store, files over 1 MiB offloaded."""
+    work = tmp_path_factory.mktemp("documents-tour")
+    args = ("--document-store", f"file://{work / 'store'}")
+    keys = ("--document-key-file", str(key_file(work, new_key())))
+    with processes.gateway(work, engine_process.base_url, *args, *keys) as started:
+        yield started
+
+
 @pytest.mark.engine
-def test_the_readme_tour_runs_as_written(
+@pytest.mark.parametrize(
+    ("page", "gateway_fixture"),
+    [(README, "scanning_gateway"), (DOCUMENTS, "documents_gateway")],
+    ids=["README.md", "documents.md"],
+)
+def test_the_tour_runs_as_written(
     engine_process: processes.Running,
-    scanning_gateway: processes.Gateway,
+    page: Path,
+    gateway_fixture: str,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
+    gateway: processes.Gateway = request.getfixturevalue(gateway_fixture)
     here = {
-        "gateway": scanning_gateway.base_url.removeprefix("http://"),
-        "admin": scanning_gateway.admin_url.removeprefix("http://"),
+        "gateway": gateway.base_url.removeprefix("http://"),
+        "admin": gateway.admin_url.removeprefix("http://"),
         "engine": engine_process.base_url.removeprefix("http://"),
     }
     # The tour runs at the repository's root: it reads deploy/engine/process.
     (tmp_path / "deploy").symlink_to(processes.ROOT / "deploy")
     state = tmp_path / "state.sh"
     state.write_text("")
-    for block in tour(README.read_text()):
+    for block in tour(page.read_text()):
         script = block.script
         for name, address in MAKE_RUN.items():
             script = script.replace(address, here[name])
@@ -98,7 +123,7 @@ def test_the_readme_tour_runs_as_written(
             timeout=300,
             env={**os.environ, "LC_ALL": "C.UTF-8"},
         )
-        where = f"README.md line {block.line}"
+        where = f"{page.name} line {block.line}"
         assert done.returncode == 0, f"{where} failed:\n{done.stdout}\n{done.stderr}"
         assert matches(block.expected, done.stdout), (
             f"{where} printed:\n{done.stdout}\nexpected:\n" + "\n".join(block.expected)

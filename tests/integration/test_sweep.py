@@ -179,3 +179,56 @@ def test_a_sweep_that_cannot_read_the_engine_deletes_nothing_and_fails(
     sweeping.communicate(timeout=120)
     assert sweeping.returncode == 1
     assert backend.objects() == kept
+
+
+async def _api_document(
+    client: aiohttp.ClientSession, base: str, content: bytes, metadata: dict[str, object]
+) -> tuple[bytes, dict[str, object]]:
+    form = aiohttp.FormData()
+    form.add_field("file", content, filename="api.bin", content_type="application/octet-stream")
+    form.add_field("metadata", json.dumps(metadata), content_type="application/json")
+    async with client.post(f"{base}/documents", data=form) as response:
+        signed = await response.read()
+        assert response.status == 201, signed
+    return signed, json.loads(signed)
+
+
+async def test_the_sweep_keeps_an_api_document_until_it_expires_attached_or_not(
+    client: aiohttp.ClientSession,
+    setup: Setup,
+    backend: Backend,
+    engine_process: processes.Running,
+    deployment: dict[str, object],
+) -> None:
+    engine, base = engine_process.base_url, setup.gateway.base_url
+    unattached = b"".join(engine_api.pseudo_random_chunks(SIZE, 11))
+    expiring = b"".join(engine_api.pseudo_random_chunks(SIZE, 12))
+    _, kept = await _api_document(client, base, unattached, {})
+    signed, expired = await _api_document(client, base, expiring, {"timeToLive": 1000})
+    # The expiring one attached to a variable: its expiry wins over the reference.
+    instance_id, _ = engine_api.start_instance(engine)
+    url = f"{base}/engine-rest/process-instance/{instance_id}/variables/doc/data"
+    async with client.put(url, data=signed, params={"filename": "api.bin"}) as response:
+        assert response.status == 204
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # until the gateway no longer serves it
+        async with client.get(url) as response:
+            await response.read()
+            if response.status == 404:
+                break
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.2)
+
+    report = _finished(_sweep(setup, backend, engine, "--grace-seconds", "0"))
+    deleted = report["deleted"]
+    assert isinstance(deleted, dict)
+    assert f"documents/{expired['documentId']}" in deleted["documents"]
+    assert f"kept/{expired['documentId']}" in deleted["documents"]
+    assert f"content/{expired['contentHash']}" in deleted["content"]
+    assert f"documents/{kept['documentId']}" not in deleted["documents"]
+    objects = backend.objects()
+    assert f"{backend.prefix}content/{kept['contentHash']}" in objects
+    assert f"{backend.prefix}content/{expired['contentHash']}" not in objects
+    document_url = f"{base}/documents/{kept['documentId']}?contentHash={kept['contentHash']}"
+    async with client.get(document_url) as response:
+        assert await response.read() == unattached

@@ -35,6 +35,8 @@ references = st.builds(
     file_name=st.none() | st.text(max_size=300),
     expires_at=st.none() | st.just("2026-12-31T23:59:59Z"),
     href=st.just("/documents/x"),
+    custom_properties=st.none()
+    | st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=20), max_size=3),
 )
 
 
@@ -133,3 +135,15 @@ def test_a_type_and_name_of_escaped_control_characters_still_fit() -> None:
     decoded = reference.decode(data, [KEY])
     assert isinstance(decoded, Reference)
     assert decoded.content_hash == SAMPLE.content_hash
+
+
+def test_custom_properties_round_trip_and_their_absence_keeps_the_old_form() -> None:
+    with_properties = dataclasses.replace(SAMPLE, custom_properties={"case": "A-17", "n": 3})
+    data = reference.encode(with_properties, KEY)
+    assert b'"expiresAt":null,"customProperties":{"case":"A-17","n":3}}' in data
+    assert reference.decode(data, [KEY]) == with_properties
+    assert b"customProperties" not in reference.encode(SAMPLE, KEY)
+    # Written as null, it is not the form the gateway writes: refused.
+    plain = reference.encode(SAMPLE, KEY)
+    forged = plain.replace(b'"expiresAt":null', b'"expiresAt":null,"customProperties":null')
+    assert isinstance(reference.decode(forged, [KEY]), Forged)

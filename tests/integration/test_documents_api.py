@@ -1,0 +1,493 @@
+"""The documents API in front of the real engine, on both stores (the disk and SeaweedFS):
+upload once, read with the content hash, attach to variables through every door, delete,
+and hand out links that need no credentials until they expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway import reference
+from tests import processes
+from tests.integration import engine_api, webapps
+from tests.integration.documents import Backend, key_file, new_key
+
+pytestmark = pytest.mark.engine
+
+KEY = new_key()
+SIZE = 2_500_000
+EXPIRY_DEADLINE_SECONDS = 30.0
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    backend: Backend,
+    engine_process: processes.Running,
+    clamd_process: processes.Clamd,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[processes.Gateway]:
+    work = tmp_path_factory.mktemp("gateway")
+    args = (*backend.gateway_args, "--document-key-file", str(key_file(work, KEY)))
+    env = backend.s3.credentials if backend.s3 is not None else {}
+    with processes.gateway(
+        work,
+        engine_process.base_url,
+        *args,
+        "--clamd",
+        clamd_process.tcp_url,
+        "--document-link-max-seconds",
+        "600",
+        env=env,
+    ) as started:
+        yield started
+
+
+def _content(size: int, seed: int) -> bytes:
+    return b"".join(engine_api.pseudo_random_chunks(size, seed))
+
+
+def _form(
+    files: list[tuple[str, bytes, str | None, str]], metadata: tuple[str, Any] | None = None
+) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for field_name, content, name, content_type in files:
+        form.add_field(field_name, content, filename=name, content_type=content_type)
+    if metadata is not None:
+        form.add_field(metadata[0], json.dumps(metadata[1]), content_type="application/json")
+    return form
+
+
+async def _upload(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    content: bytes,
+    name: str = "report.pdf",
+    metadata: dict[str, Any] | None = None,
+    content_type: str = "application/pdf",
+) -> tuple[int, bytes]:
+    form = _form(
+        [("file", content, name, content_type)],
+        None if metadata is None else ("metadata", metadata),
+    )
+    async with client.post(f"{gateway.base_url}/documents", data=form) as response:
+        return response.status, await response.read()
+
+
+async def _created(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, content: bytes, **kwargs: Any
+) -> tuple[bytes, dict[str, Any]]:
+    status, body = await _upload(client, gateway, content, **kwargs)
+    assert status == 201, body
+    return body, json.loads(body)
+
+
+def _document_url(gateway: processes.Gateway, made: dict[str, Any], content_hash: str = "") -> str:
+    return (
+        f"{gateway.base_url}/documents/{made['documentId']}"
+        f"?contentHash={content_hash or made['contentHash']}"
+    )
+
+
+# --- upload and read ------------------------------------------------------------------------
+
+
+async def test_an_upload_answers_camunda_8s_reference_and_reads_back_named(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    content = _content(SIZE, seed=1)
+    signed, made = await _created(
+        client, gateway, content, metadata={"customProperties": {"case": "A-17"}}
+    )
+    content_hash = hashlib.sha256(content).hexdigest()
+    assert made["storeId"] == backend.store_id
+    assert made["contentHash"] == content_hash
+    assert made["metadata"] == {
+        "contentType": "application/pdf",
+        "fileName": "report.pdf",
+        "size": SIZE,
+        "expiresAt": None,
+        "customProperties": {"case": "A-17"},
+    }
+    found = reference.decode(signed, [KEY.encode()])
+    assert isinstance(found, reference.Reference)
+    assert backend.read(f"{backend.prefix}content/{content_hash}") == content
+    assert backend.read(f"{backend.prefix}kept/{made['documentId']}") == signed
+    async with client.get(_document_url(gateway, made)) as response:
+        assert response.status == 200
+        assert await response.read() == content
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.headers["Content-Disposition"].startswith(
+            'attachment; filename="report.pdf"'
+        )
+        assert response.headers["ETag"] == f'"{content_hash}"'
+
+
+async def test_a_range_and_head_read_the_document_as_any_download(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    content = _content(SIZE, seed=2)
+    _, made = await _created(client, gateway, content)
+    url = _document_url(gateway, made)
+    async with client.get(url, headers={"Range": "bytes=1000-1999"}) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == f"bytes 1000-1999/{SIZE}"
+        assert await response.read() == content[1000:2000]
+    async with client.head(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(SIZE)
+        assert await response.read() == b""
+
+
+async def test_a_wrong_or_missing_hash_serves_nothing(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    content = _content(SIZE, seed=3)
+    _, made = await _created(client, gateway, content)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    async with client.get(_document_url(gateway, made, wrong)) as response:
+        body = await response.read()
+        assert response.status == 404
+        assert json.loads(body)["type"] == "DocumentNotFoundException"
+    async with client.get(f"{gateway.base_url}/documents/{made['documentId']}") as response:
+        assert response.status == 400
+        assert json.loads(await response.read())["type"] == "InvalidRequestException"
+
+
+# --- who may ----------------------------------------------------------------------------------
+
+
+async def test_without_credentials_or_with_wrong_ones_every_call_but_a_link_is_401(
+    gateway: processes.Gateway, client: aiohttp.ClientSession
+) -> None:
+    _, made = await _created(client, gateway, b"a small document")
+    # Not the admin's own account: failed logins would make the engine delay its next ones.
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"nobody:wrong").decode()}
+    async with aiohttp.ClientSession() as anonymous:
+        for headers in ({}, wrong):
+            for method, url in (
+                ("GET", _document_url(gateway, made)),
+                ("POST", f"{gateway.base_url}/documents"),
+                ("DELETE", _document_url(gateway, made)),
+                ("POST", _document_url(gateway, made).replace("?", "/links?")),
+            ):
+                async with anonymous.request(method, url, headers=headers) as response:
+                    answer = json.loads(await response.read())
+                    assert response.status == 401, (method, url)
+                    assert answer == {
+                        "type": "NotAuthenticatedException",
+                        "message": answer["message"],
+                        "code": None,
+                    }
+    async with client.get(_document_url(gateway, made)) as response:
+        assert await response.read() == b"a small document"
+
+
+async def test_a_webapp_session_may_upload_with_its_xsrf_token_and_not_without(
+    gateway: processes.Gateway,
+) -> None:
+    async with webapps.logged_in(gateway.base_url) as session:
+        url = session.url("/documents")
+        form = _form([("file", b"from cockpit", "note.txt", "text/plain")])
+        async with session.client.post(url, data=form) as response:
+            assert response.status == 403
+            assert json.loads(await response.read())["type"] == "CsrfPreventionException"
+        form = _form([("file", b"from cockpit", "note.txt", "text/plain")])
+        async with session.client.post(url, data=form, headers=session.headers()) as response:
+            assert response.status == 201
+            made = json.loads(await response.read())
+        async with session.client.get(_document_url(gateway, made)) as response:
+            assert (response.status, await response.read()) == (200, b"from cockpit")
+
+
+# --- batch, malware -----------------------------------------------------------------------
+
+
+async def test_a_batch_with_one_infected_file_stores_the_others_and_says_which_failed(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    good, other = _content(SIZE, seed=4), b"the second one"
+    infected = _content(1000, seed=5) + processes.EICAR
+    form = _form(
+        [
+            ("files", good, "good.bin", "application/octet-stream"),
+            ("files", infected, "eicar.bin", "application/octet-stream"),
+            ("files", other, "other.txt", "text/plain"),
+        ],
+        ("metadataList", [{}, {}, {"fileName": "renamed.txt"}]),
+    )
+    before = backend.objects(f"{backend.prefix}content/")
+    async with client.post(f"{gateway.base_url}/documents/batch", data=form) as response:
+        assert response.status == 207
+        answer = json.loads(await response.read())
+    created = answer["createdDocuments"]
+    assert [made["metadata"]["fileName"] for made in created] == ["good.bin", "renamed.txt"]
+    [failed] = answer["failedDocuments"]
+    assert (failed["fileName"], failed["status"], failed["title"]) == (
+        "eicar.bin",
+        422,
+        "MalwareFoundException",
+    )
+    added = backend.objects(f"{backend.prefix}content/") - before
+    assert added == {
+        f"{backend.prefix}content/{hashlib.sha256(body).hexdigest()}" for body in (good, other)
+    }
+    assert backend.objects(f"{backend.prefix}staging/") == set()
+    for made, body in zip(created, (good, other), strict=True):
+        async with client.get(_document_url(gateway, made)) as response:
+            assert await response.read() == body
+
+
+async def test_eicar_is_422_and_nothing_is_stored(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    before = backend.objects()
+    status, body = await _upload(client, gateway, processes.EICAR, name="eicar.com")
+    assert (status, json.loads(body)["type"]) == (422, "MalwareFoundException")
+    assert backend.objects() == before
+    assert backend.open_uploads() == []
+
+
+# --- attach -----------------------------------------------------------------------------------
+
+
+def _variable_url(base: str, instance_id: str, name: str) -> str:
+    return f"{base}/engine-rest/process-instance/{instance_id}/variables/{name}"
+
+
+async def _attached_three_ways(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, instance_id: str, signed: bytes
+) -> None:
+    """`signed` written as File variables `multipart`, `raw` and `json`."""
+    base = _variable_url(gateway.base_url, instance_id, "")
+    form = aiohttp.FormData()
+    form.add_field("data", signed, filename="attached.pdf", content_type="application/pdf")
+    form.add_field("valueType", "File")
+    async with client.post(base + "multipart/data", data=form) as response:
+        assert response.status == 204, await response.text()
+    headers = {"Content-Type": "application/pdf"}
+    async with client.put(
+        base + "raw/data", data=signed, params={"filename": "attached.pdf"}, headers=headers
+    ) as response:
+        assert response.status == 204, await response.text()
+    value = {
+        "type": "File",
+        "value": base64.b64encode(signed).decode(),
+        "valueInfo": {"filename": "attached.pdf", "mimeType": "application/pdf"},
+    }
+    async with client.put(base + "json", json=value) as response:
+        assert response.status == 204, await response.text()
+
+
+async def test_a_reference_attached_through_every_door_downloads_as_the_document(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=6)
+    signed, _ = await _created(client, gateway, content)
+    await _attached_three_ways(client, gateway, instance_id, signed)
+    for name in ("multipart", "raw", "json"):
+        kept = engine_api.get_bytes(
+            _variable_url(engine_process.base_url, instance_id, name) + "/data"
+        )
+        assert kept == signed, name
+        async with client.get(_variable_url(gateway.base_url, instance_id, name) + "/data") as got:
+            assert got.status == 200
+            assert await got.read() == content, name
+
+
+async def test_deleting_a_document_404s_its_variables_and_spares_another_sharing_its_content(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    backend: Backend,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=7)
+    first, made = await _created(client, gateway, content)
+    second, _ = await _created(client, gateway, content)
+    for name, signed in (("first", first), ("second", second)):
+        async with client.put(
+            _variable_url(gateway.base_url, instance_id, name) + "/data",
+            data=signed,
+            params={"filename": f"{name}.pdf"},
+        ) as response:
+            assert response.status == 204
+    async with client.delete(_document_url(gateway, made)) as response:
+        assert response.status == 204
+    async with client.get(_document_url(gateway, made)) as response:
+        assert response.status == 404
+    url = _variable_url(gateway.base_url, instance_id, "first") + "/data"
+    async with client.get(url) as response:
+        assert response.status == 404
+        assert json.loads(await response.read())["type"] == "DocumentNotFoundException"
+    async with client.get(_variable_url(gateway.base_url, instance_id, "second") + "/data") as got:
+        assert (got.status, await got.read()) == (200, content)
+    content_key = f"{backend.prefix}content/{made['contentHash']}"
+    assert backend.read(content_key) == content
+
+
+# --- links ------------------------------------------------------------------------------------
+
+
+async def _link(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    made: dict[str, Any],
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    url = _document_url(gateway, made).replace("?", "/links?")
+    async with client.post(url, json=body or {}) as response:
+        assert response.status == 201, await response.text()
+        answer: dict[str, Any] = json.loads(await response.read())
+        return answer
+
+
+async def test_a_link_is_served_without_credentials_and_with_a_range(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    content = _content(SIZE, seed=8)
+    _, made = await _created(client, gateway, content)
+    started = time.time()
+    link = await _link(client, gateway, made, {"timeToLive": 120_000})
+    expires = (
+        time.mktime(time.strptime(link["expiresAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    )
+    assert started + 119 <= expires <= time.time() + 121
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(link["url"]) as response:
+            assert (response.status, await response.read()) == (200, content)
+        async with anonymous.get(link["url"], headers={"Range": "bytes=-100"}) as response:
+            assert (response.status, await response.read()) == (206, content[-100:])
+
+
+async def test_a_link_beyond_the_maximum_is_cut_to_it(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"short lived")
+    before = time.time()
+    link = await _link(client, gateway, made, {"timeToLive": 86_400_000})
+    expires = int(link["url"].split("expires=")[1].split("&")[0])
+    assert before + 599 <= expires <= time.time() + 601  # --document-link-max-seconds 600
+
+
+async def test_curl_resumes_a_cut_download_through_a_link(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, tmp_path: Path
+) -> None:
+    content = _content(SIZE, seed=9)
+    _, made = await _created(client, gateway, content)
+    link = await _link(client, gateway, made)
+    saved = tmp_path / "saved.bin"
+    saved.write_bytes(content[:777_777])  # what a cut download left
+    curl = await asyncio.create_subprocess_exec(
+        "curl", "--silent", "--fail", "-C", "-", "-o", str(saved), link["url"]
+    )
+    assert await asyncio.wait_for(curl.wait(), 60) == 0
+    assert saved.read_bytes() == content
+
+
+async def test_an_altered_or_foreign_link_is_refused(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"first")
+    _, other = await _created(client, gateway, b"second")
+    link = (await _link(client, gateway, made))["url"]
+    foreign = link.replace(made["documentId"], other["documentId"])
+    longer = link.replace("expires=", "expires=1")
+    inline = link.replace("disposition=attachment", "disposition=inline")
+    async with aiohttp.ClientSession() as anonymous:
+        for altered in (foreign, longer, inline, link + "&x=1", link[:-1]):
+            async with anonymous.get(altered) as response:
+                answer = json.loads(await response.read())
+                assert (response.status, answer["type"]) == (403, "LinkRefusedException"), altered
+
+
+async def test_an_expired_link_is_refused(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"soon gone")
+    link = (await _link(client, gateway, made, {"timeToLive": 1}))["url"]
+    expires = int(link.split("expires=")[1].split("&")[0])
+    assert expires <= time.time() + 1
+    async with aiohttp.ClientSession() as anonymous:
+        deadline = time.monotonic() + EXPIRY_DEADLINE_SECONDS
+        while True:
+            async with anonymous.get(link) as response:
+                answer = json.loads(await response.read()) if response.status != 200 else {}
+            if response.status == 403:
+                assert answer["message"] == "The link has expired."
+                break
+            assert time.monotonic() < deadline, "the link was still served"
+            await asyncio.sleep(0.2)
+
+
+async def test_an_expired_document_is_not_served_nor_its_variable(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, instance: tuple[str, str]
+) -> None:
+    instance_id, _ = instance
+    signed, made = await _created(client, gateway, b"expiring", metadata={"timeToLive": 1500})
+    assert made["metadata"]["expiresAt"] is not None
+    url = _variable_url(gateway.base_url, instance_id, "expiring") + "/data"
+    async with client.put(url, data=signed, params={"filename": "e.txt"}) as response:
+        assert response.status == 204
+    deadline = time.monotonic() + EXPIRY_DEADLINE_SECONDS
+    while True:
+        async with client.get(_document_url(gateway, made)) as response:
+            status = response.status
+            await response.read()
+        if status == 404:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    async with client.get(url) as response:
+        answer = json.loads(await response.read())
+        assert (response.status, answer["type"]) == (404, "DocumentNotFoundException")
+
+
+def _metric(gateway: processes.Gateway, sample: str) -> float:
+    text = engine_api.get_bytes(gateway.admin_url + "/metrics").decode()
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(sample + " ")]
+    return float(values[0]) if values else 0.0
+
+
+async def test_uploads_reads_links_and_refusals_are_counted_by_operation_and_result(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    samples = {
+        "created": ("documents_create", "ok"),
+        "read": ("document", "ok"),
+        "linked": ("document_link", "ok"),
+        "used": ("document_by_link", "ok"),
+        "altered": ("document_by_link", "link_altered"),
+        "unauthenticated": ("document", "unauthenticated"),
+        "wrong_hash": ("document", "not_found"),
+    }
+    names = {
+        key: f'engine_gateway_document_api_calls_total{{operation="{op}",result="{result}"}}'
+        for key, (op, result) in samples.items()
+    }
+    before = {key: _metric(gateway, name) for key, name in names.items()}
+    _, made = await _created(client, gateway, b"counted")
+    async with client.get(_document_url(gateway, made)) as response:
+        await response.read()
+    async with client.get(_document_url(gateway, made, "0" * 64)) as response:
+        await response.read()
+    link = (await _link(client, gateway, made))["url"]
+    async with aiohttp.ClientSession() as anonymous:
+        for url in (link, link.replace("signature=", "signature=x"), _document_url(gateway, made)):
+            async with anonymous.get(url) as response:
+                await response.read()
+    after = {key: _metric(gateway, name) for key, name in names.items()}
+    assert {key: after[key] - before[key] for key in names} == dict.fromkeys(names, 1.0)
