@@ -15,6 +15,7 @@ from gateway import documents, metrics, sweep, workers
 from gateway.config import (
     BYTES_FILENAMES,
     CLAMD_FAILURES,
+    DOCUMENT_LINKS,
     EVENT_LOOPS,
     LOG_LEVELS,
     OTHER_PATHS,
@@ -252,6 +253,14 @@ OPTIONS = (
         int,
         "the longest a link to a document (POST <documents-path>/{id}/links) may live; a "
         "longer timeToLive is cut to it",
+    ),
+    Option(
+        "document_links",
+        str,
+        "gateway: links the gateway signs and serves, on any store, Range included; store: "
+        "an S3 store's own presigned URLs, so a download bypasses the gateway (and its "
+        "metrics, names and scanning)",
+        choices=DOCUMENT_LINKS,
     ),
     Option(
         "log_level",

@@ -19,6 +19,7 @@ SWITCHES = ("on", "off")
 EVENT_LOOPS = ("asyncio", "uvloop")
 CLAMD_FAILURES = ("closed", "open")
 OTHER_PATHS = ("pass", "refuse")
+DOCUMENT_LINKS = ("gateway", "store")
 
 
 class ConfigError(ValueError):
@@ -75,6 +76,8 @@ class Config:
     # The documents API (documentsapi.py), served with a store; outside every API root.
     documents_path: str = "/documents"
     document_link_max_seconds: int = 7 * 86400  # S3's longest presigned URL, too
+    # gateway: links the gateway signs and serves; store: an S3 store's presigned URLs.
+    document_links: str = "gateway"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -172,6 +175,10 @@ class Config:
             path == webapp or path.startswith(webapp + "/") for webapp in self.webapp_roots
         ):
             raise ConfigError(f"documents_path {path!r} is the engine's: choose another")
+        if self.document_links not in DOCUMENT_LINKS:
+            raise ConfigError(f"document_links must be one of {', '.join(DOCUMENT_LINKS)}")
+        if self.document_links == "store" and not self.document_store.startswith("s3://"):
+            raise ConfigError("document_links store needs an S3 document store")
         if self.document_link_max_seconds < 1:
             raise ConfigError(
                 "document_link_max_seconds must be at least 1, "

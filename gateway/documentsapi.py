@@ -330,9 +330,16 @@ async def _link(call: Call) -> web.StreamResponse:
     expires = math.ceil(now + min(milliseconds / 1000, config.document_link_max_seconds))
     if found.expires_at is not None:
         expires = min(expires, math.floor(datetime.fromisoformat(found.expires_at).timestamp()))
-    made = links.Link(found.document_id, found.content_hash, expires, kind)
-    signed = links.query(made, call.documents.keys[0])
-    url = f"{_public_origin(request)}{config.documents_path}/{found.document_id}?{signed}"
+    if config.document_links == "store":
+        # The store's own URL: the download bypasses the gateway (docs/documents.md).
+        try:
+            url = await call.documents.store.presigned(found.content_hash, expires - int(now))
+        except StoreError as error:
+            return _refused(call, store_failed(str(error)), "store_error")
+    else:
+        made = links.Link(found.document_id, found.content_hash, expires, kind)
+        signed = links.query(made, call.documents.keys[0])
+        url = f"{_public_origin(request)}{config.documents_path}/{found.document_id}?{signed}"
     at = rfc3339(datetime.fromtimestamp(expires, UTC))
     call.transfer.document = "ok"
     return _answered(

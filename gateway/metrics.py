@@ -59,6 +59,7 @@ STORE_OPERATIONS = (
     "read",
     "delete",
     "list",
+    "sign",
 )
 STORE_OUTCOMES = ("ok", "error")
 # How a documents API call ended (documentsapi.py): ok, partial (a batch with failed

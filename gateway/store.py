@@ -246,6 +246,15 @@ class Store:
         except FileNotFoundError:
             return None
 
+    async def presigned(self, content_hash: str, seconds: int) -> str:
+        """An S3 URL anyone may GET the content with for `seconds` (SigV4 in its query)."""
+        if not isinstance(self._objects, S3Store):
+            raise StoreError("only an S3 store presigns URLs")
+        async with self._timed("sign"):
+            return await obstore.sign_async(
+                self._objects, "GET", CONTENT + content_hash, timedelta(seconds=seconds)
+            )
+
     def content_path(self, content_hash: str) -> Path | None:
         """On the disk, where the content is (for sendfile); None for S3."""
         return None if self.local_root is None else self.local_root / CONTENT / content_hash

@@ -16,8 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from gateway import reference
+from gateway.config import Config, ConfigError
 from tests import processes
 from tests.integration import engine_api, webapps
 from tests.integration.documents import Backend, key_file, new_key
@@ -491,3 +493,49 @@ async def test_uploads_reads_links_and_refusals_are_counted_by_operation_and_res
                 await response.read()
     after = {key: _metric(gateway, name) for key, name in names.items()}
     assert {key: after[key] - before[key] for key in names} == dict.fromkeys(names, 1.0)
+
+
+@pytest.fixture(scope="module")
+def presigning_gateway(
+    backend: Backend, engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Gateway | None]:
+    """With --document-links store: on S3 only (a file store cannot presign)."""
+    if backend.s3 is None:
+        yield None
+        return
+    work = tmp_path_factory.mktemp("presigning")
+    args = (*backend.gateway_args, "--document-key-file", str(key_file(work, KEY)))
+    with processes.gateway(
+        work,
+        engine_process.base_url,
+        *args,
+        "--document-links",
+        "store",
+        env=backend.s3.credentials,
+    ) as started:
+        yield started
+
+
+async def test_with_store_links_a_link_is_the_stores_own_url(
+    client: aiohttp.ClientSession,
+    presigning_gateway: processes.Gateway | None,
+    backend: Backend,
+    tmp_path: Path,
+) -> None:
+    if presigning_gateway is None:  # a file store cannot presign: refused at start
+        with pytest.raises(ConfigError, match="document_links store needs an S3 document store"):
+            Config(
+                URL("http://127.0.0.1:8080"),
+                document_store=backend.store_id,
+                document_key_file="keys",
+                document_links="store",
+            )
+        return
+    assert backend.s3 is not None
+    content = _content(SIZE, seed=13)
+    _, made = await _created(client, presigning_gateway, content)
+    link = await _link(client, presigning_gateway, made, {"timeToLive": 60_000})
+    assert link["url"].startswith(f"{backend.s3.url}/{backend.bucket}/")
+    assert "X-Amz-Signature=" in link["url"]
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(link["url"]) as response:
+        assert (response.status, await response.read()) == (200, content)

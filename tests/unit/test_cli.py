@@ -89,6 +89,7 @@ def test_every_flag_has_its_environment_variable() -> None:
         "ENGINE_GATEWAY_OFFLOAD_ABOVE_BYTES",
         "ENGINE_GATEWAY_DOCUMENTS_PATH",
         "ENGINE_GATEWAY_DOCUMENT_LINK_MAX_SECONDS",
+        "ENGINE_GATEWAY_DOCUMENT_LINKS",
         "ENGINE_GATEWAY_LOG_LEVEL",
     ]
 
