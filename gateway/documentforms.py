@@ -85,6 +85,9 @@ async def received(
     """The form read to its end, its files staged (a batch's refused ones marked failed).
     Raises FormRefused, or what cut the body: nothing of it is kept then."""
     config = request.app[CONFIG]
+    declared, limit = request.content_length, config.max_upload_bytes
+    if limit and declared is not None and declared > limit:
+        raise FormRefused(errors.too_large(limit), "invalid")
     boundary = multipart.boundary_of(request.headers.get("Content-Type", ""))
     if boundary is None:
         raise FormRefused(

@@ -158,6 +158,15 @@ def variable_form(
     )
 
 
+def document_form(
+    content: Iterator[bytes] | bytes, size: int, filename: str, mimetype: str
+) -> Form:
+    """The documents API's upload: one `file` part."""
+    boundary = "----gatewaydocument" + uuid.uuid4().hex
+    disposition = f'form-data; name="file"; filename="{filename}"'
+    return Form(boundary, ((part_head(boundary, True, disposition, mimetype), content, size),))
+
+
 def deploy_form(*resources: Path) -> Form:
     """A deployment of `resources` (the test process if none), each in a part of its own
     name: the engine keeps only the last of parts with the same name."""

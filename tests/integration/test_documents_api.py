@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,12 +77,14 @@ async def _upload(
     name: str = "report.pdf",
     metadata: dict[str, Any] | None = None,
     content_type: str = "application/pdf",
+    document_id: str | None = None,
 ) -> tuple[int, bytes]:
     form = _form(
         [("file", content, name, content_type)],
         None if metadata is None else ("metadata", metadata),
     )
-    async with client.post(f"{gateway.base_url}/documents", data=form) as response:
+    query = {} if document_id is None else {"documentId": document_id}
+    async with client.post(f"{gateway.base_url}/documents", data=form, params=query) as response:
         return response.status, await response.read()
 
 
@@ -538,4 +541,142 @@ async def test_with_store_links_a_link_is_the_stores_own_url(
     assert link["url"].startswith(f"{backend.s3.url}/{backend.bucket}/")
     assert "X-Amz-Signature=" in link["url"]
     async with aiohttp.ClientSession() as anonymous, anonymous.get(link["url"]) as response:
+        assert (response.status, await response.read()) == (200, content)
+
+
+# --- refusals leave nothing -------------------------------------------------------------------
+
+
+async def test_a_client_leaving_mid_upload_leaves_nothing_in_the_store(
+    gateway: processes.Gateway, backend: Backend
+) -> None:
+    before = backend.objects()
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    form = engine_api.document_form(b"\0" * (40 << 20), 40 << 20, "cut.bin", "text/plain")
+    head = (
+        f"POST /documents HTTP/1.1\r\nHost: gateway\r\nAuthorization: {engine_api.AUTHORIZATION}"
+        f"\r\nContent-Type: {form.content_type}\r\nContent-Length: {form.length}\r\n\r\n"
+    )
+    with socket.create_connection((processes.LOOPBACK, port)) as sock:
+        sock.sendall(head.encode() + form.parts[0][0])
+        for _ in range(20):  # 20 MiB of 40, then gone
+            sock.sendall(b"\0" * (1 << 20))
+
+    def settled() -> bool:
+        return backend.objects() == before and not backend.open_uploads()
+
+    await asyncio.to_thread(
+        processes.wait_until, settled, timeout_seconds=30, what="the store as it was"
+    )
+
+
+async def _refused_leaving_nothing(
+    client: aiohttp.ClientSession,
+    backend: Backend,
+    url: str,
+    form: aiohttp.FormData,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    before = backend.objects()
+    async with client.post(url, data=form, headers=headers) as response:
+        answer = json.loads(await response.read())
+    assert set(answer) == {"type", "message", "code"}
+    assert backend.objects() == before
+    assert backend.open_uploads() == []
+    return response.status, answer["type"]
+
+
+async def test_a_wrong_content_digest_is_400_and_leaves_nothing(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    form = _form([("file", _content(SIZE, seed=14), "x.bin", "application/octet-stream")])
+    wrong = {"Content-Digest": "sha-256=:" + base64.b64encode(b"\0" * 32).decode() + ":"}
+    refused = await _refused_leaving_nothing(
+        client, backend, f"{gateway.base_url}/documents", form, wrong
+    )
+    assert refused == (400, "DigestMismatchException")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "part"),
+    [
+        ({"timeToLive": 1000, "expiresAt": "2099-01-01T00:00:00Z"}, "file"),  # both
+        ({"expiresAt": "2001-01-01T00:00:00Z"}, "file"),  # passed
+        ({"expiresAt": "tomorrow"}, "file"),
+        ({"timeToLive": -5}, "file"),
+        ({"customProperties": {"big": "x" * 2000}}, "file"),  # a reference is at most 1 KiB
+        ({}, "upload"),  # a part the API does not read
+    ],
+)
+async def test_invalid_metadata_or_parts_are_400_and_leave_nothing(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    backend: Backend,
+    metadata: dict[str, Any],
+    part: str,
+) -> None:
+    form = _form([(part, _content(SIZE, seed=15), "x.bin", "text/plain")], ("metadata", metadata))
+    refused = await _refused_leaving_nothing(client, backend, f"{gateway.base_url}/documents", form)
+    assert refused == (400, "InvalidRequestException")
+
+
+async def test_a_declared_body_over_the_limit_is_413_before_it_is_read(
+    gateway: processes.Gateway,
+) -> None:
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    head = (
+        f"POST /documents HTTP/1.1\r\nHost: gateway\r\nAuthorization: {engine_api.AUTHORIZATION}"
+        "\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {2 << 30}\r\nConnection: close\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection(processes.LOOPBACK, port)
+    writer.write(head.encode())
+    head_answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    length = int(head_answer.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    body = await asyncio.wait_for(reader.readexactly(length), 30)
+    writer.close()
+    assert head_answer.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body)["type"] == "PayloadTooLargeException"
+
+
+async def test_an_existing_document_id_is_409_and_another_store_400(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    _, made = await _created(client, gateway, b"first")
+    url = f"{gateway.base_url}/documents?documentId={made['documentId']}"
+    form = _form([("file", b"second", "x.txt", "text/plain")])
+    assert await _refused_leaving_nothing(client, backend, url, form) == (
+        409,
+        "DocumentAlreadyExistsException",
+    )
+    url = f"{gateway.base_url}/documents?storeId=s3://elsewhere"
+    form = _form([("file", b"second", "x.txt", "text/plain")])
+    assert await _refused_leaving_nothing(client, backend, url, form) == (
+        400,
+        "InvalidRequestException",
+    )
+    chosen = "0b1f5c4e-6a2d-4f7e-9c3b-8d5e2f1a0c9b"
+    _, made = await _created(client, gateway, b"mine", document_id=chosen)
+    assert made["documentId"] == chosen
+
+
+async def test_an_offloaded_variables_document_is_not_deleted_through_the_api(
+    client: aiohttp.ClientSession,
+    gateway: processes.Gateway,
+    engine_process: processes.Running,
+    instance: tuple[str, str],
+) -> None:
+    instance_id, _ = instance
+    content = _content(SIZE, seed=16)  # over the 1 MiB threshold: offloaded
+    url = _variable_url(gateway.base_url, instance_id, "offloaded") + "/data"
+    async with client.put(url, data=content, params={"filename": "o.bin"}) as response:
+        assert response.status == 204
+    kept = engine_api.get_bytes(url.replace(gateway.base_url, engine_process.base_url))
+    found = reference.decode(kept, [KEY.encode()])
+    assert isinstance(found, reference.Reference)
+    made = {"documentId": found.document_id, "contentHash": found.content_hash}
+    async with client.delete(_document_url(gateway, made)) as response:
+        answer = json.loads(await response.read())
+        assert (response.status, answer["type"]) == (409, "DocumentInUseException")
+    async with client.get(url) as response:
         assert (response.status, await response.read()) == (200, content)

@@ -3,6 +3,7 @@ on each backend: a 2 GiB File by raw PUT, a 500 MB File by multipart, a 40 MB Fi
 through an external task completion (twice the engine's JSON limit). Each is stored, the
 engine's database grows by at most 1 MiB a file and its memory stays flat, and each
 downloads byte-identical, named, and in ranges; the engine itself holds the reference.
+And 2 GiB through the documents API, the gateway's own memory flat: in and out again.
 
 Without the store the engine refuses 500 MB (OutOfMemoryError) and cannot give 300 MB back
 (docs/documents.md has the table).
@@ -223,3 +224,29 @@ async def _completed_by_a_worker(
     [historic] = engine_api.call(engine, "GET", query)
     data_url = f"{gateway.base_url}/engine-rest/history/variable-instance/{historic['id']}/data"
     return instance_id, "large", data_url
+
+
+# What the gateway may grow by while 2 GiB go through it each way (its store upload holds
+# at most 36 MiB, bench/documents.py measured +40 MiB at 4 GiB).
+GATEWAY_MEMORY_GROWTH = 128 * MIB
+
+
+async def test_two_gigabytes_through_the_documents_api_in_and_out_in_constant_memory(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    size, seed = 2 * 1024 * MIB, 7
+    memory = EngineMemory(gateway.running.pid)  # any process's peak: the gateway's here
+    before = memory.reset()
+    form = engine_api.document_form(
+        engine_api.pseudo_random_chunks(size, seed), size, "large.bin", "application/octet-stream"
+    )
+    status, text = await engine_api.post_form(client, f"{gateway.base_url}/documents", form)
+    assert status == 201, text
+    made = json.loads(text)
+    assert made["contentHash"] == engine_api.pseudo_random_sha256(size, seed)
+    url = f"{gateway.base_url}/documents/{made['documentId']}?contentHash={made['contentHash']}"
+    digest, disposition = await _downloaded_sha256(client, url)
+    assert digest == made["contentHash"]
+    assert disposition.startswith('attachment; filename="large.bin"')
+    await _ranges_match(client, url, size, seed)
+    assert memory.peak() - before < GATEWAY_MEMORY_GROWTH
