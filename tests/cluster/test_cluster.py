@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -348,6 +349,33 @@ def store_gateways(
             )
             for node in engine_cluster.nodes
         ]
+
+
+async def test_a_link_made_at_one_gateway_is_served_by_the_other(
+    client: aiohttp.ClientSession, store_gateways: list[processes.Gateway]
+) -> None:
+    """The documents API on a shared store: a document and its link made through one
+    gateway, read and followed through the other (same keys, same store)."""
+    first, second = store_gateways
+    content = b"".join(engine_api.pseudo_random_chunks(5_000_000, 52))
+    form = aiohttp.FormData()
+    form.add_field("file", content, filename="shared.bin", content_type="text/plain")
+    async with client.post(f"{first.base_url}/documents", data=form) as response:
+        assert response.status == 201, await response.text()
+        made = json.loads(await response.read())
+    path = f"/documents/{made['documentId']}?contentHash={made['contentHash']}"
+    async with client.post(
+        f"{first.base_url}{path.replace('?', '/links?')}", json={"timeToLive": 60_000}
+    ) as response:
+        assert response.status == 201
+        link = json.loads(await response.read())["url"]
+    assert link.startswith(first.base_url)
+    async with aiohttp.ClientSession() as anonymous:
+        for url in (link, link.replace(first.base_url, second.base_url)):
+            async with anonymous.get(url) as response:
+                assert (response.status, await response.read()) == (200, content)
+    async with client.get(second.base_url + path) as response:
+        assert (response.status, await response.read()) == (200, content)
 
 
 async def test_a_document_stored_through_one_pair_downloads_through_the_other_without_a_volume(
