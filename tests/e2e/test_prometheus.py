@@ -120,6 +120,11 @@ async def _traffic(gateway: str, engine: str) -> AsyncIterator[None]:
             wrong = {"Repr-Digest": "sha-256=:" + "A" * 43 + "=:", "Content-Type": "text/plain"}
             async with client.put(url, data=b"x", headers=wrong) as response:
                 assert response.status == 400
+            # A document through the documents API.
+            form = aiohttp.FormData()
+            form.add_field("file", b"traffic", filename="t.txt", content_type="text/plain")
+            async with client.post(f"{gateway}/documents", data=form) as response:
+                assert response.status == 201
 
     async with aiohttp.ClientSession(headers=headers) as client:
         task = asyncio.create_task(run(client))
