@@ -15,8 +15,8 @@ them (its version), and believes the answer.
 
 A yes is remembered for CACHE_SECONDS (by a hash of the credentials, never the credentials
 themselves), so a burst of calls costs the engine one question; a no never is, so a caller
-who has just logged in is not kept out. An engine that does not ask its REST callers for
-credentials at all answers everyone: the documents API is then as open as that engine.
+who has just logged in is not kept out. A call with no credentials is refused without
+asking; an engine that asks its REST callers for none accepts any a caller sends.
 """
 
 from __future__ import annotations

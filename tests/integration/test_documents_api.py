@@ -153,6 +153,22 @@ async def test_a_range_and_head_read_the_document_as_any_download(
         assert await response.read() == b""
 
 
+async def test_a_read_may_ask_for_inline_and_answers_304_to_its_etag(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"%PDF-1.4 not much", name="a.pdf")
+    url = _document_url(gateway, made)
+    async with client.get(url + "&disposition=inline") as response:
+        assert response.status == 200
+        assert response.headers["Content-Disposition"].startswith('inline; filename="a.pdf"')
+        assert response.headers["Content-Security-Policy"] == "sandbox"
+        tag = response.headers["ETag"]
+    async with client.get(url, headers={"If-None-Match": tag}) as response:
+        assert (response.status, await response.read()) == (304, b"")
+    async with client.get(url + "&disposition=sideways") as response:
+        assert response.status == 400
+
+
 async def test_a_wrong_or_missing_hash_serves_nothing(
     client: aiohttp.ClientSession, gateway: processes.Gateway
 ) -> None:
@@ -376,6 +392,18 @@ async def test_a_link_is_served_without_credentials_and_with_a_range(
             assert (response.status, await response.read()) == (200, content)
         async with anonymous.get(link["url"], headers={"Range": "bytes=-100"}) as response:
             assert (response.status, await response.read()) == (206, content[-100:])
+
+
+async def test_head_of_a_link_answers_its_headers_only(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"headed", name="h.txt", content_type="text/plain")
+    link = await _link(client, gateway, made)
+    async with aiohttp.ClientSession() as anonymous, anonymous.head(link["url"]) as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == "6"
+        assert response.headers["Content-Disposition"].startswith('attachment; filename="h.txt"')
+        assert await response.read() == b""
 
 
 async def test_a_link_beyond_the_maximum_is_cut_to_it(
