@@ -9,7 +9,7 @@ JAR := deploy/engine/target/engine-$(ENGINE).jar
 ENGINE_SOURCES := deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 MVN := mvn -B -q -Dstyle.color=never -f deploy/engine/pom.xml
 
-.PHONY: docs seaweedfs-tools bench-documents image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
+.PHONY: docs seaweedfs-tools bench-documents bench-documents-api image wheelhouse webapps-browser screenshots bench-json bench-scanning clamd-tools postgres-tools cluster bench-cluster bench bench-levers bench-profile bench-floors run test lint typecheck unit faults fuzz integration e2e e2e-tools k8s-tools deploy-check engine tools bench-memory bench-streams bench-names bench-engine-download bench-chart soak clean
 
 # Java and Maven from Debian's packages, if missing.
 tools:
@@ -181,6 +181,11 @@ bench-json: $(VENV)/.installed $(JAR) e2e-tools clamd-tools
 # down five ways, the gateway's memory at 4 GiB (bench/results/documents.json).
 bench-documents: $(VENV)/.installed $(JAR) seaweedfs-tools
 	ENGINE=$(ENGINE) $(PY) bench/documents.py
+
+# The documents API measured: 1 GiB up and down by each of its ways beside a variable's and
+# the store's own, and small reads by caller and by link (bench/results/documents_api.json).
+bench-documents-api: $(VENV)/.installed $(JAR) seaweedfs-tools
+	ENGINE=$(ENGINE) $(PY) bench/documentsapi.py
 
 # The engine cluster measured: failover as seen by clients, PostgreSQL against H2, and
 # throughput through nginx to two pairs and to one (bench/results/cluster.json).

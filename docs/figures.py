@@ -459,6 +459,55 @@ def documents_memory() -> str:
     )
 
 
+def documents_api_transfers() -> str:
+    result = load("documents_api")
+    rows = [
+        (
+            _STORE_NAMES[row["store"]],
+            row["path"],
+            row["direction"],
+            ", ".join(map(str, row["statuses"])),
+            str(row["mb_s"]),
+            str(row["gateway_cpu_s_per_gb"]) if "gateway_cpu_s_per_gb" in row else "—",
+            str(row["gateway_peak_rss_mib"]) if "gateway_peak_rss_mib" in row else "—",
+        )
+        for row in result["transfers"]
+    ]
+    return (
+        f"{_size(result['transfer_bytes'])}, curl, median of {result['rounds']} rounds; "
+        f"{_machine(result['machine'])}.\n\n"
+        + table(
+            (
+                "store",
+                "path",
+                "way",
+                "status",
+                "MB/s",
+                "gateway CPU s/GB",
+                "gateway peak RSS MiB",
+            ),
+            rows,
+        )
+    )
+
+
+def documents_api_small() -> str:
+    result = load("documents_api")
+    rows = [
+        (
+            _STORE_NAMES[row["store"]],
+            row["path"],
+            f"{row['median_ms']:g}",
+            f"{row['p95_ms']:g}",
+        )
+        for row in result["small_reads"]
+    ]
+    count = result["small_reads"][0]["requests"] if result["small_reads"] else 0
+    return f"A 10 KB document read {count} times in a row, one connection:\n\n" + table(
+        ("store", "read", "median ms", "p95 ms"), rows
+    )
+
+
 MIB_BYTES = 1 << 20
 
 

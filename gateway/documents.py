@@ -135,10 +135,13 @@ class Documents:
         a forged one, or any other file (None)."""
         return reference.decode(data, self.keys)
 
-    async def located(self, found: Reference) -> int | errors.GatewayError:
+    async def located(
+        self, found: Reference, *, recorded: bool = False
+    ) -> int | errors.GatewayError:
         """The size of a verified reference's content in the store, or why it cannot be
-        served. Raises StoreError when the store does not answer."""
-        if await self.store.record(found.document_id) is None:
+        served; `recorded`: its record was just read (found), and is not asked for again.
+        Raises StoreError when the store does not answer."""
+        if not recorded and await self.store.record(found.document_id) is None:
             return document_not_found(found.document_id)
         if expired(found, datetime.now(UTC)):
             return document_expired(found.document_id, found.expires_at or "")

@@ -270,7 +270,9 @@ async def _served(call: Call, found: Reference, asked: str | None) -> web.Stream
         else None
     )
     call.transfer.document = "ok"
-    response = await resolve.answer(request, call.transfer, found, call.documents, headers, watched)
+    response = await resolve.answer(
+        request, call.transfer, found, call.documents, headers, watched, recorded=True
+    )
     if call.transfer.resolved not in ("document", "-"):
         call.transfer.document = call.transfer.resolved
     return response

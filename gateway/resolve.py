@@ -48,9 +48,12 @@ async def answer(
     documents: Documents,
     outgoing_headers: CIMultiDict[str],
     watched: inspection.Download | None,
+    *,
+    recorded: bool = False,
 ) -> web.StreamResponse:
+    """`recorded`: the document's record was just read (documents.found)."""
     try:
-        located = await documents.located(found)
+        located = await documents.located(found, recorded=recorded)
     except StoreError as error:
         transfer.resolved = "store_error"
         return refuse(transfer, store_failed(str(error)))

@@ -56,3 +56,29 @@ def test_the_documents_benchmark_runs_every_path_and_reports_them() -> None:
         "SeaweedFS direct (curl)",
     ]
     assert {row["store"] for row in result["memory"]} == {"file", "s3"}
+
+
+def test_the_documents_api_benchmark_runs_every_path() -> None:
+    """bench/documentsapi.py in miniature: each store, each way, the small reads."""
+    done = subprocess.run(
+        [sys.executable, "bench/documentsapi.py", "--smoke"],
+        cwd=processes.ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(done.stdout)
+    paths = {(row["store"], row["path"]) for row in result["transfers"]}
+    assert {path for store, path in paths if store == "file"} == {
+        "POST /documents",
+        "the caller's read",
+        "a gateway link",
+        "raw PUT to a variable (offloaded)",
+        "the variable's download",
+    }
+    assert {path for store, path in paths if store == "s3"} >= {
+        "the store's presigned URL",
+        "SeaweedFS direct (curl, SigV4)",
+    }
+    assert all(row["statuses"] in ([200], [201], [204]) for row in result["transfers"])
+    assert len(result["small_reads"]) == 6

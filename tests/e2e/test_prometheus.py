@@ -121,9 +121,9 @@ async def _traffic(gateway: str, engine: str) -> AsyncIterator[None]:
             async with client.put(url, data=b"x", headers=wrong) as response:
                 assert response.status == 400
             # A document through the documents API.
-            form = aiohttp.FormData()
-            form.add_field("file", b"traffic", filename="t.txt", content_type="text/plain")
-            async with client.post(f"{gateway}/documents", data=form) as response:
+            document = aiohttp.FormData()
+            document.add_field("file", b"traffic", filename="t.txt", content_type="text/plain")
+            async with client.post(f"{gateway}/documents", data=document) as response:
                 assert response.status == 201
 
     async with aiohttp.ClientSession(headers=headers) as client:
