@@ -48,6 +48,15 @@ def read_keys(path: str) -> tuple[bytes, ...]:
 
 
 @dataclass(frozen=True)
+class Gone:
+    """Why a document is not served: `not_found` (deleted, never there, or a wrong hash) or
+    `expired`; `error` is the answer."""
+
+    reason: str
+    error: errors.GatewayError
+
+
+@dataclass(frozen=True)
 class Documents:
     store: Store
     keys: tuple[bytes, ...]  # the first signs, every one verifies
@@ -109,7 +118,7 @@ class Documents:
         await self.store.put_record(made.document_id, signed)
         return signed
 
-    async def found(self, document_id: str, content_hash: str) -> Reference | errors.GatewayError:
+    async def found(self, document_id: str, content_hash: str) -> Reference | Gone:
         """The document `document_id` if `content_hash` is its content's: a wrong hash is
         answered as a document that is not there, so it tells nothing. Raises StoreError."""
         record = await self.store.record(document_id)
@@ -117,9 +126,9 @@ class Documents:
         if not isinstance(verified, Reference) or not hmac.compare_digest(
             verified.content_hash, content_hash
         ):
-            return document_not_found(document_id)
+            return Gone("not_found", document_not_found(document_id))
         if expired(verified, datetime.now(UTC)):
-            return document_expired(document_id, verified.expires_at or "")
+            return Gone("expired", document_expired(document_id, verified.expires_at or ""))
         return verified
 
     async def delete(self, document_id: str) -> None:

@@ -62,6 +62,7 @@ from gateway import (
 from gateway.config import Config
 from gateway.documents import (
     Documents,
+    Gone,
     rfc3339,
     store_failed,
     store_unavailable,
@@ -151,7 +152,6 @@ async def _create(call: Call) -> web.StreamResponse:
         await form[0].stop_all(call.documents)
         return _refused(call, signed, documentforms.result_of(signed))
     call.transfer.document = "ok"
-    call.transfer.offloaded = 1
     href = json.loads(signed)["href"]
     return _answered(call, web.Response(status=201, body=signed, headers=_json_headers(href)))
 
@@ -180,7 +180,6 @@ async def _batch(call: Call) -> web.StreamResponse:
             }
         )
     call.transfer.document = "ok" if not failed else f"partial:{len(failed)}"
-    call.transfer.offloaded = len(created)
     body = (
         b'{"createdDocuments":['
         + b",".join(created)
@@ -241,9 +240,8 @@ async def _document(call: Call) -> Reference | web.Response:
         found = await call.documents.found(call.document_id, content_hash)
     except StoreError as error:
         return _refused(call, store_failed(str(error)), "store_error")
-    if isinstance(found, errors.GatewayError):
-        result = "expired" if "expired" in found.message else "not_found"
-        return _refused(call, found, result)
+    if isinstance(found, Gone):
+        return _refused(call, found.error, found.reason)
     return found
 
 
@@ -293,8 +291,8 @@ async def _by_link(call: Call) -> web.StreamResponse:
         found = await call.documents.found(checked.document_id, checked.content_hash)
     except StoreError as error:
         return _refused(call, store_failed(str(error)), "store_error")
-    if isinstance(found, errors.GatewayError):
-        return _refused(call, found, "not_found")
+    if isinstance(found, Gone):
+        return _refused(call, found.error, found.reason)
     return await _served(call, found, checked.disposition)
 
 
@@ -335,7 +333,8 @@ async def _link(call: Call) -> web.StreamResponse:
     if config.document_links == "store":
         # The store's own URL: the download bypasses the gateway (docs/documents.md).
         try:
-            url = await call.documents.store.presigned(found.content_hash, expires - int(now))
+            seconds = max(expires - int(now), 1)
+            url = await call.documents.store.presigned(found.content_hash, seconds)
         except StoreError as error:
             return _refused(call, store_failed(str(error)), "store_error")
     else:
@@ -449,9 +448,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 async def _answer(call: Call, operation: Operation, matched: bool) -> web.StreamResponse:
     if not matched:
+        known = call.request.method in ("GET", "HEAD", "POST", "DELETE")
         error = errors.GatewayError(
-            404 if call.request.method in ("GET", "HEAD", "POST", "DELETE") else 405,
-            "NotFoundException",
+            404 if known else 405,
+            "NotFoundException" if known else "MethodNotAllowedException",
             f"The documents API has no {call.request.method} {call.transfer.path}.",
         )
         return _refused(call, error, "invalid")
