@@ -60,6 +60,8 @@ PARTS = (
     Part("docs/documents.md", "documents-engine", figures.documents_engine),
     Part("docs/documents.md", "documents-five-ways", figures.documents_five_ways),
     Part("docs/documents.md", "documents-memory", figures.documents_memory),
+    Part("docs/documents.md", "documents-api-transfers", figures.documents_api_transfers),
+    Part("docs/documents.md", "documents-api-small", figures.documents_api_small),
 )
 
 _MARKER = re.compile(r"<!-- (/?)generated: ([\w-]+) -->")
