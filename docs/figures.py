@@ -72,6 +72,7 @@ def headline() -> str:
             code("make bench-streams"),
         ),
         _documents_headline(),
+        _documents_api_headline(),
         (
             f"{soak['seconds'] / 60:.0f} minutes of mixed traffic to the real engine",
             f"{soak['transfers']:,} transfers, {soak['mismatches']} mismatches, "
@@ -92,6 +93,17 @@ def _documents_headline() -> tuple[str, str, str]:
         f"without a store: {without['upload_status']}; with one: stored, "
         f"the engine's database {_growth(stored['database_growth_bytes'])}",
         code("make bench-documents"),
+    )
+
+
+def _documents_api_headline() -> tuple[str, str, str]:
+    result = load("documents_api")
+    rows = {(row["store"], row["path"]): row for row in result["transfers"]}
+    up, link = rows[("file", "POST /documents")], rows[("file", "a gateway link")]
+    return (
+        f"{_size(result['transfer_bytes'])} through the documents API, file store",
+        f"{up['mb_s']} MB/s up, {link['mb_s']} MB/s down by a link",
+        code("make bench-documents-api"),
     )
 
 
