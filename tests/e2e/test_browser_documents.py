@@ -1,6 +1,6 @@
 """A real browser (headless Chromium) follows documents API links, with no credentials:
 an attachment link saves the file under its name, an inline link to a PDF opens it in
-the browser instead of downloading it."""
+the browser instead of downloading it. Behind nginx, a link points at nginx."""
 
 from __future__ import annotations
 
@@ -40,16 +40,18 @@ def documents_gateway(
 
 
 async def _link(gateway: processes.Gateway, disposition: str) -> str:
+    return await _link_through(gateway.base_url, disposition)
+
+
+async def _link_through(base_url: str, disposition: str) -> str:
+    """A link to a new PDF document, asked for at `base_url`."""
     headers = {"Authorization": engine_api.AUTHORIZATION}
     async with aiohttp.ClientSession(headers=headers) as client:
         form = aiohttp.FormData(quote_fields=False)  # the name in UTF-8, as browsers send it
         form.add_field("file", PDF, filename=NAME, content_type="application/pdf")
-        async with client.post(f"{gateway.base_url}/documents", data=form) as response:
+        async with client.post(f"{base_url}/documents", data=form) as response:
             made: dict[str, Any] = json.loads(await response.read())
-        url = (
-            f"{gateway.base_url}/documents/{made['documentId']}/links"
-            f"?contentHash={made['contentHash']}"
-        )
+        url = f"{base_url}/documents/{made['documentId']}/links?contentHash={made['contentHash']}"
         async with client.post(url, json={"disposition": disposition}) as response:
             assert response.status == 201
             link: str = json.loads(await response.read())["url"]
@@ -76,3 +78,16 @@ async def test_chromium_opens_a_pdf_inline_where_the_link_asks_for_inline(
         )
     assert shown == "application/pdf"
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240 (shown, not downloaded)
+
+
+async def test_a_link_made_through_nginx_points_at_nginx_and_is_served_there(
+    documents_gateway: processes.Gateway, tmp_path: Path
+) -> None:
+    """Behind the shipped nginx site, the link's origin is the one the caller used (nginx
+    passes it in X-Forwarded-Host and X-Forwarded-Proto), not the gateway's own."""
+    address = documents_gateway.base_url.removeprefix("http://")
+    with processes.nginx(tmp_path, address) as proxy:
+        link = await _link_through(proxy.base_url, "attachment")
+        assert link.startswith(proxy.base_url + "/documents/")
+        async with aiohttp.ClientSession() as anonymous, anonymous.get(link) as response:
+            assert (response.status, await response.read()) == (200, PDF)
