@@ -268,6 +268,20 @@ async def test_a_batch_with_one_infected_file_stores_the_others_and_says_which_f
             assert await response.read() == body
 
 
+async def test_a_batch_of_good_files_is_201_with_no_failures(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    form = _form(
+        [("files", b"one", "1.txt", "text/plain"), ("file", b"two", "2.txt", "text/plain")]
+    )
+    async with client.post(f"{gateway.base_url}/documents/batch", data=form) as response:
+        assert response.status == 201
+        answer = json.loads(await response.read())
+    assert answer["failedDocuments"] == []
+    names = [made["metadata"]["fileName"] for made in answer["createdDocuments"]]
+    assert names == ["1.txt", "2.txt"]
+
+
 async def test_eicar_is_422_and_nothing_is_stored(
     client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
 ) -> None:
