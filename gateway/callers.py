@@ -4,6 +4,9 @@ them (its version), and believes the answer.
 
 - `Authorization` (Basic, or whatever the engine's REST filter takes): asked of
   `/engine-rest/version`.
+- A POST or DELETE whose `Origin` is another site's is refused (403) before anything is
+  asked: a browser sends credentials it holds with another site's form, but always says
+  where the form came from.
 - Otherwise a webapp session (`Cookie`): asked of each webapp's own engine API
   (`<webapp>/api/engine/engine/default/version`), as Cockpit's calls are. A session's
   POST or DELETE must also carry the webapps' `X-XSRF-TOKEN` header, as their own calls
@@ -71,6 +74,13 @@ class Callers:
         """None when the engine authenticates the caller of `request`; else why not."""
         authorization = request.headers.get("Authorization")
         cookie = request.headers.get("Cookie")
+        if request.method not in _SAFE_METHODS and not _same_origin(request):
+            return errors.GatewayError(
+                403,
+                "CrossOriginRequestException",
+                "A POST or DELETE from a page of another origin is refused: the documents API "
+                "answers no cross-origin requests.",
+            )
         if authorization is not None:
             probes = [_Probe("GET", routes.API_ROOT + "/version", {"Authorization": authorization})]
         elif cookie is not None:
@@ -136,3 +146,14 @@ class Callers:
             return errors.upstream_timeout("asking whether it knows the caller")
         except aiohttp.ClientError as error:
             return errors.upstream_unreachable(str(error) or type(error).__name__)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No `Origin` (not a browser's cross-site request), or the origin the caller reached
+    the gateway at (a proxy in front says so in X-Forwarded-*)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    return origin == f"{scheme}://{host}"

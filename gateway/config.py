@@ -20,6 +20,8 @@ EVENT_LOOPS = ("asyncio", "uvloop")
 CLAMD_FAILURES = ("closed", "open")
 OTHER_PATHS = ("pass", "refuse")
 DOCUMENT_LINKS = ("gateway", "store")
+MAX_LINK_SECONDS = 10 * 365 * 86400  # ten years
+MAX_STORE_LINK_SECONDS = 7 * 86400  # S3's longest presigned URL
 
 
 class ConfigError(ValueError):
@@ -179,9 +181,11 @@ class Config:
             raise ConfigError(f"document_links must be one of {', '.join(DOCUMENT_LINKS)}")
         if self.document_links == "store" and not self.document_store.startswith("s3://"):
             raise ConfigError("document_links store needs an S3 document store")
-        if self.document_link_max_seconds < 1:
+        longest = MAX_STORE_LINK_SECONDS if self.document_links == "store" else MAX_LINK_SECONDS
+        if not 1 <= self.document_link_max_seconds <= longest:
             raise ConfigError(
-                "document_link_max_seconds must be at least 1, "
+                f"document_link_max_seconds must be between 1 and {longest}"
+                f"{' (S3 presigns for at most 7 days)' if self.document_links == 'store' else ''}, "
                 f"got {self.document_link_max_seconds}"
             )
         if self.log_level not in LOG_LEVELS:

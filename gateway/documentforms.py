@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,12 @@ from gateway.upload import counted_body
 
 # A metadata part or a metadataList, read whole: at most this much.
 JSON_PART_BYTES = 64 * 1024
+# The longest timeToLive: 100 years (beyond it a date overflows Python's).
+MAX_TIME_TO_LIVE_MS = 100 * 365 * 86_400_000
+# type/subtype of RFC 9110's token characters, then any parameters in printable ASCII.
+_MEDIA_TYPE = re.compile(
+    r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;[\x20-\x7e]*)?"
+)
 _FILE_FIELDS = {False: ("file",), True: ("file", "files")}
 _METADATA_FIELDS = {False: "metadata", True: "metadataList"}
 
@@ -227,6 +234,7 @@ def result_of(error: errors.GatewayError) -> str:
         "MalwareFoundException": "malware",
         "ScanUnavailableException": "scan_unavailable",
         "DocumentStoreUnavailableException": "store_error",
+        "DocumentAlreadyExistsException": "exists",
     }.get(error.type, "invalid")
 
 
@@ -250,6 +258,10 @@ def metadata(value: Any, where: str) -> Metadata:
         if value.get(name) is not None and not isinstance(value[name], str):
             raise multipart.FormError(f"{where}.{name} is not a string.")
         found[name] = value.get(name)
+    if found["contentType"] is not None and not is_media_type(found["contentType"]):
+        raise multipart.FormError(
+            f"{where}.contentType is not a media type: {found['contentType']!r}."
+        )
     custom = value.get("customProperties")
     if custom is not None and not isinstance(custom, dict):
         raise multipart.FormError(f"{where}.customProperties is not a JSON object.")
@@ -258,13 +270,18 @@ def metadata(value: Any, where: str) -> Metadata:
     if value.get("timeToLive") is not None and value.get("expiresAt") is not None:
         raise multipart.FormError(f"{where} has both timeToLive and expiresAt: give one.")
     if (ttl := value.get("timeToLive")) is not None:
-        if type(ttl) is not int or ttl < 1:
-            raise multipart.FormError(f"{where}.timeToLive is a count of milliseconds, over 0.")
+        if type(ttl) is not int or not 1 <= ttl <= MAX_TIME_TO_LIVE_MS:
+            raise multipart.FormError(
+                f"{where}.timeToLive is a count of milliseconds, over 0 and at most "
+                f"{MAX_TIME_TO_LIVE_MS} (100 years)."
+            )
         expires_at = now + timedelta(milliseconds=ttl)
     elif (at := value.get("expiresAt")) is not None:
         try:
             expires_at = datetime.fromisoformat(at) if isinstance(at, str) else None
-        except ValueError:
+            if expires_at is not None and expires_at.tzinfo is not None:
+                expires_at = expires_at.astimezone(UTC)  # as it is written (documents.rfc3339)
+        except (ValueError, OverflowError):
             expires_at = None
         if expires_at is None or expires_at.tzinfo is None:
             raise multipart.FormError(
@@ -282,7 +299,7 @@ def metadata_list(form: Form, batch: bool) -> list[Metadata]:
         return [Metadata()] * len(form.files)
     try:
         value = json.loads(bytes(form.metadata))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested beyond Python's stack
         raise multipart.FormError(f"The {where} part is not JSON.") from None
     if not batch:
         return [metadata(value, where)]
@@ -294,6 +311,13 @@ def metadata_list(form: Form, batch: bool) -> list[Metadata]:
 
 
 def media_type(part: multipart.Part) -> str | None:
+    """The part's media type, if it is one (it becomes a header of every read)."""
     if part.content_type is None:
         return None
-    return part.content_type.partition(";")[0].strip() or None
+    found = part.content_type.partition(";")[0].strip()
+    return found if is_media_type(found) else None
+
+
+def is_media_type(value: str) -> bool:
+    """type/subtype, with parameters, in printable ASCII (RFC 9110 §8.3.1)."""
+    return _MEDIA_TYPE.fullmatch(value) is not None

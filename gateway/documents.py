@@ -107,14 +107,18 @@ class Documents:
             custom_properties=custom_properties,
         )
 
-    async def commit(self, staged: Staged, made: Reference, *, kept: bool = False) -> bytes:
+    async def commit(
+        self, staged: Staged, made: Reference, *, kept: bool = False, exclusive: bool = False
+    ) -> bytes:
         """The staged content committed under `made`; its signed reference. A kept
         document (the documents API's) is marked so first: the sweep keeps it until it is
-        deleted or expires, attached to a variable or not."""
+        deleted or expires, attached to a variable or not. `exclusive`: a document id the
+        caller chose, taken only if no document has it (else store.AlreadyExists, and
+        nothing is committed)."""
         signed = reference.encode(made, self.keys[0])
-        await self.store.commit(staged, made.content_hash)
         if kept:
-            await self.store.put_record(made.document_id, signed, prefix=KEPT)
+            await self.store.put_record(made.document_id, signed, prefix=KEPT, exclusive=exclusive)
+        await self.store.commit(staged, made.content_hash)
         await self.store.put_record(made.document_id, signed)
         return signed
 

@@ -63,13 +63,15 @@ from gateway.config import Config
 from gateway.documents import (
     Documents,
     Gone,
+    document_expired,
+    document_not_found,
     rfc3339,
     store_failed,
     store_unavailable,
 )
 from gateway.reference import Reference
 from gateway.state import CALLERS, CONFIG, DOCUMENTS, METADATA_CLIENT, METRICS
-from gateway.store import KEPT, StoreError
+from gateway.store import KEPT, AlreadyExists, StoreError
 from gateway.transfer import Transfer, recorded, refuse
 from gateway.upload import UploadRejected
 
@@ -123,11 +125,21 @@ async def _committed(
         custom_properties=given.custom_properties,
     )
     try:
-        return await call.documents.commit(file.staged, made, kept=True)
+        return await call.documents.commit(
+            file.staged, made, kept=True, exclusive=document_id is not None
+        )
     except ValueError:
         return errors.bad_request("customProperties are too large: a reference is at most 1 KiB.")
+    except AlreadyExists:
+        return _exists(made.document_id)
     except StoreError as error:
         return store_unavailable(str(error))
+
+
+def _exists(document_id: str) -> errors.GatewayError:
+    return errors.GatewayError(
+        409, "DocumentAlreadyExistsException", f"The document {document_id} exists."
+    )
 
 
 async def _create(call: Call) -> web.StreamResponse:
@@ -136,18 +148,24 @@ async def _create(call: Call) -> web.StreamResponse:
         return _refused(call, refusal, "invalid")
     document_id = query.get("documentId")
     if document_id is not None:
-        if not _is_uuid(document_id):
-            return _refused(call, errors.bad_request("documentId is a UUID."), "invalid")
-        if await call.documents.store.record(document_id) is not None:
-            conflict = errors.GatewayError(
-                409, "DocumentAlreadyExistsException", f"The document {document_id} exists."
-            )
-            return _refused(call, conflict, "exists")
+        if not links.is_document_id(document_id):
+            error = errors.bad_request("documentId is a UUID, in lower case.")
+            return _refused(call, error, "invalid")
+        try:
+            taken = await call.documents.store.record(document_id) is not None
+        except StoreError as failed:
+            return _refused(call, store_unavailable(str(failed)), "store_error")
+        if taken:  # said before the body is read; the commit checks again, exclusively
+            return _refused(call, _exists(document_id), "exists")
     form = await _form_or_refusal(call, batch=False)
     if isinstance(form, web.Response):
         return form
     given, file = form[1][0], form[0].files[0]
-    signed = await _committed(call, file, given, document_id)
+    try:
+        signed = await _committed(call, file, given, document_id)
+    except BaseException:
+        await form[0].stop_all(call.documents)
+        raise
     if isinstance(signed, errors.GatewayError):
         await form[0].stop_all(call.documents)
         return _refused(call, signed, documentforms.result_of(signed))
@@ -164,13 +182,21 @@ async def _batch(call: Call) -> web.StreamResponse:
         return form
     created: list[bytes] = []
     failed: list[dict[str, Any]] = []
-    for file, given in zip(form[0].files, form[1], strict=True):
-        outcome = file.failure or await _committed(call, file, given, None)
+    outcomes: list[bytes | errors.GatewayError] = []
+    try:
+        for file, given in zip(form[0].files, form[1], strict=True):
+            outcome = file.failure or await _committed(call, file, given, None)
+            outcomes.append(outcome)
+            if not isinstance(outcome, bytes):
+                await documentforms.Form([file]).stop_all(call.documents)
+    except BaseException:
+        # Cut (the client left): what was not committed yet leaves nothing behind.
+        await documentforms.Form(form[0].files[len(outcomes) :]).stop_all(call.documents)
+        raise
+    for file, given, outcome in zip(form[0].files, form[1], outcomes, strict=True):
         if isinstance(outcome, bytes):
             created.append(outcome)
             continue
-        if file.staged is not None:
-            await documentforms.Form([file]).stop_all(call.documents)
         failed.append(
             {
                 "fileName": given.file_name or file.part.filename,
@@ -236,6 +262,9 @@ async def _document(call: Call) -> Reference | web.Response:
     content_hash = call.request.rel_url.query.get("contentHash")
     if not content_hash:
         return _refused(call, errors.bad_request("contentHash is required."), "invalid")
+    if not links.is_document_id(call.document_id) or not links.is_content_hash(content_hash):
+        # Nothing by such a name was ever made: answered as any document that is not there.
+        return _refused(call, document_not_found(call.document_id), "not_found")
     try:
         found = await call.documents.found(call.document_id, content_hash)
     except StoreError as error:
@@ -257,9 +286,16 @@ async def _served(call: Call, found: Reference, asked: str | None) -> web.Stream
     if asked is not None and asked not in disposition.DISPOSITION_TYPES:
         error = errors.bad_request(f"disposition is inline or attachment, got {asked!r}.")
         return _refused(call, error, "invalid")
-    content_type = found.content_type or "application/octet-stream"
-    headers = CIMultiDict({"Content-Type": content_type})
-    kind = disposition.disposition_type(asked, config.default_disposition, found.content_type)
+    valid = found.content_type is not None and documentforms.is_media_type(found.content_type)
+    content_type = found.content_type if valid else None
+    # Not kept by any cache: a document may be deleted or expire at any moment.
+    headers = CIMultiDict(
+        {
+            "Content-Type": content_type or "application/octet-stream",
+            "Cache-Control": "private, no-store",
+        }
+    )
+    kind = disposition.disposition_type(asked, config.default_disposition, content_type)
     headers.update(disposition.download_headers(found.file_name, kind))
     scanned = config.clamd_scan_downloads == "on" and request.method != "HEAD"
     watched = (
@@ -327,9 +363,13 @@ async def _link(call: Call) -> web.StreamResponse:
     milliseconds, kind = asked
     kind = kind or config.default_disposition
     now = time.time()
-    expires = math.ceil(now + min(milliseconds / 1000, config.document_link_max_seconds))
+    # In integers: a timeToLive of any size is cut before it is divided.
+    milliseconds = min(milliseconds, config.document_link_max_seconds * 1000)
+    expires = math.ceil(now + milliseconds / 1000)
     if found.expires_at is not None:
         expires = min(expires, math.floor(datetime.fromisoformat(found.expires_at).timestamp()))
+        if expires <= now:  # the document expires within the second: no link outlives it
+            return _refused(call, document_expired(found.document_id, found.expires_at), "expired")
     if config.document_links == "store":
         # The store's own URL: the download bypasses the gateway (docs/documents.md).
         try:
@@ -350,14 +390,17 @@ async def _link(call: Call) -> web.StreamResponse:
 
 async def _link_request(request: web.Request) -> tuple[int, str | None] | errors.GatewayError:
     """A link request's timeToLive (ms) and disposition: Camunda 8's body, and ours."""
+    too_large = errors.bad_request(f"A link request is at most {JSON_PART_BYTES} bytes.")
     if request.content_length is not None and request.content_length > JSON_PART_BYTES:
-        return errors.bad_request(f"A link request is at most {JSON_PART_BYTES} bytes.")
-    text = await request.content.read(JSON_PART_BYTES + 1)
-    if len(text) > JSON_PART_BYTES:
-        return errors.bad_request(f"A link request is at most {JSON_PART_BYTES} bytes.")
+        return too_large
+    text = bytearray()
+    async for chunk in request.content.iter_any():
+        text += chunk
+        if len(text) > JSON_PART_BYTES:
+            return too_large
     try:
         value = json.loads(text) if text.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return errors.bad_request("A link request is a JSON object.")
     if not isinstance(value, dict):
         return errors.bad_request("A link request is a JSON object.")
@@ -416,15 +459,23 @@ BY_LINK = Operation(
 _OTHER = Operation("documents_other", frozenset(), re.compile(""), routes.Kind.PASSTHROUGH, _read)
 
 
-def _matched(method: str, below: str, query_names: list[str]) -> tuple[Operation, str] | None:
+def _matched(
+    method: str, below: str, query_names: list[str]
+) -> tuple[Operation, str] | frozenset[str] | None:
+    """The operation and its document id; or, for a path the API has under other methods,
+    those methods; or None."""
+    allowed: set[str] = set()
     for operation in OPERATIONS:
-        if (found := operation.path.match(below)) is None or method not in operation.methods:
+        if (found := operation.path.match(below)) is None:
+            continue
+        if method not in operation.methods:
+            allowed |= operation.methods
             continue
         document_id = found.groupdict().get("id", "")
         if operation.answer is _read and links.is_link(query_names):
             return BY_LINK, document_id
         return operation, document_id
-    return None
+    return frozenset(allowed) or None
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -433,7 +484,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     assert documents is not None  # the route is added only with a store
     below = request.rel_url.raw_path[len(config.documents_path) :]
     matched = _matched(request.method, below, list(request.rel_url.query))
-    operation, document_id = matched or (_OTHER, "")
+    operation, document_id = matched if isinstance(matched, tuple) else (_OTHER, "")
     counted = request.app[METRICS]
     transfer = Transfer(
         request.method,
@@ -443,27 +494,34 @@ async def handle(request: web.Request) -> web.StreamResponse:
         counted.bytes_counter("download", operation.label),
     )
     call = Call(request, transfer, documents, config, document_id)
-    return await recorded(request, transfer, _answer(call, operation, matched is not None))
+    return await recorded(request, transfer, _answer(call, operation, matched))
 
 
-async def _answer(call: Call, operation: Operation, matched: bool) -> web.StreamResponse:
-    if not matched:
-        known = call.request.method in ("GET", "HEAD", "POST", "DELETE")
+async def _answer(
+    call: Call, operation: Operation, matched: tuple[Operation, str] | frozenset[str] | None
+) -> web.StreamResponse:
+    if matched is None:
         error = errors.GatewayError(
-            404 if known else 405,
-            "NotFoundException" if known else "MethodNotAllowedException",
-            f"The documents API has no {call.request.method} {call.transfer.path}.",
+            404, "NotFoundException", f"The documents API has no {call.transfer.path}."
         )
         return _refused(call, error, "invalid")
+    if isinstance(matched, frozenset):
+        error = errors.GatewayError(
+            405,
+            "MethodNotAllowedException",
+            f"The documents API has no {call.request.method} {call.transfer.path}.",
+        )
+        response = _refused(call, error, "invalid")
+        response.headers["Allow"] = ", ".join(sorted(matched))
+        return response
     if operation is not BY_LINK:
         client = call.request.app[METADATA_CLIENT]
         refusal = await call.request.app[CALLERS].check(call.request, client)
         if refusal is not None:
+            # No Basic challenge: a browser prompted here would keep the credentials and
+            # send them with another site's form too.
             result = "unauthenticated" if refusal.status == 401 else "forbidden"
-            response = _refused(call, refusal, result)
-            if refusal.status == 401:
-                response.headers["WWW-Authenticate"] = 'Basic realm="default"'
-            return response
+            return _refused(call, refusal, result)
     return await operation.answer(call)
 
 

@@ -99,6 +99,14 @@ def verify(
     return link
 
 
+def is_document_id(value: str) -> bool:
+    return _DOCUMENT_ID.fullmatch(value) is not None
+
+
+def is_content_hash(value: str) -> bool:
+    return _HEX64.fullmatch(value) is not None
+
+
 def is_link(parameters: Sequence[str]) -> bool:
     """Whether a request to a document's path, with these query parameter names, asks as a
     link (and is then checked as one, never as a caller's read)."""

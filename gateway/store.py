@@ -84,6 +84,10 @@ class StoreError(Exception):
     """The store did not do what was asked (unreachable, refused, failed); says why."""
 
 
+class AlreadyExists(Exception):
+    """An exclusive write found the object there."""
+
+
 class StoreConfigError(ValueError):
     """A --document-store value the gateway cannot use."""
 
@@ -191,16 +195,17 @@ class Store:
         return Upload(self)
 
     async def commit(self, staged: Staged, content_hash: str) -> None:
-        """The staged content under its hash: there once, whoever stored the same bytes."""
+        """The staged content under its hash: there once, whoever stored the same bytes.
+        Content that was there already is made new again (its time of modification now), so
+        that a sweep running meanwhile sees it young and keeps it for the new document."""
         key = CONTENT + content_hash
         if self.local_root is not None:
             async with self._timed("commit"):
                 await asyncio.to_thread(self._commit_file, staged.key, key)
             return
-        exists = await self.size(key) is not None
         async with self._timed("commit"):
-            if not exists:
-                await self._objects.copy_async(staged.key, key, overwrite=True)
+            # Over the same bytes, when they were there: the copy is the refresh.
+            await self._objects.copy_async(staged.key, key, overwrite=True)
             await self._objects.delete_async(staged.key)
 
     def _commit_file(self, staged_key: str, key: str) -> None:
@@ -209,18 +214,31 @@ class Store:
         _fsync(staged)
         final.parent.mkdir(parents=True, exist_ok=True)
         # Never over another file: content has one name; if it is there, the same bytes were
-        # stored before.
-        with contextlib.suppress(FileExistsError):
+        # stored before, and it is only made new again (see commit).
+        try:
             os.link(staged, final)
+        except FileExistsError:
+            os.utime(final)
         os.unlink(staged)
         _fsync(final.parent)
 
-    async def put_record(self, document_id: str, data: bytes, *, prefix: str = DOCUMENTS) -> None:
+    async def put_record(
+        self, document_id: str, data: bytes, *, prefix: str = DOCUMENTS, exclusive: bool = False
+    ) -> None:
+        """`exclusive`: only if there is none yet, else AlreadyExists (on S3, by
+        `If-None-Match: *`)."""
         key = prefix + document_id
-        async with self._timed("put_record"):
-            await self._objects.put_async(key, data)
-            if self.local_root is not None:
-                await asyncio.to_thread(self._sync_file, key)
+        try:
+            async with self._timed("put_record"):
+                await self._objects.put_async(
+                    key, data, mode="create" if exclusive else "overwrite"
+                )
+                if self.local_root is not None:
+                    await asyncio.to_thread(self._sync_file, key)
+        except StoreError as error:
+            if isinstance(error.__cause__, obstore.exceptions.AlreadyExistsError):
+                raise AlreadyExists(key) from None
+            raise
 
     def _sync_file(self, key: str) -> None:
         assert self.local_root is not None
@@ -254,6 +272,14 @@ class Store:
             return await obstore.sign_async(
                 self._objects, "GET", CONTENT + content_hash, timedelta(seconds=seconds)
             )
+
+    async def modified(self, key: str) -> datetime | None:
+        """When the object was last written, or None when there is none."""
+        try:
+            async with self._timed("head"):
+                return (await self._objects.head_async(key))["last_modified"]
+        except FileNotFoundError:
+            return None
 
     def content_path(self, content_hash: str) -> Path | None:
         """On the disk, where the content is (for sendfile); None for S3."""

@@ -164,12 +164,23 @@ async def sweep(
             name = stored.key.rsplit("/", 1)[1]
             if kind == "content" and (name in report.marked_content or name in named_by_records):
                 continue
-            if old(stored):
+            if old(stored) and await _still_old(objects, stored, kind, now, grace_seconds):
                 await _delete(objects, stored.key, kind, report, dry_run)
     for leftover in objects.leftovers(older_than_seconds=grace_seconds):
         report.deleted["staging"].append(str(leftover))
         if not dry_run:
             leftover.unlink(missing_ok=True)
+
+
+async def _still_old(
+    objects: store.Store, stored: store.Stored, kind: str, now: datetime, grace_seconds: float
+) -> bool:
+    """Content is asked again just before it goes: an upload of the same bytes since the
+    listing made it new (store.commit), for a document the listing did not see."""
+    if kind != "content":
+        return True
+    modified = await objects.modified(stored.key)
+    return modified is not None and (now - modified).total_seconds() >= grace_seconds
 
 
 async def _kept(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import obstore
@@ -60,6 +61,13 @@ class Backend:
         if self.root is not None:
             return (self.root / key).read_bytes()
         return bytes(self._bucket().get(key).bytes())
+
+    def modified(self, key: str) -> datetime:
+        """When the object was last written, as the store says."""
+        if self.root is not None:
+            return datetime.fromtimestamp((self.root / key).stat().st_mtime, UTC)
+        modified: datetime = obstore.head(self._bucket(), key)["last_modified"]
+        return modified
 
     def delete(self, key: str) -> None:
         if self.root is not None:

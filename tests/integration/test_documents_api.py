@@ -9,9 +9,10 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,9 @@ def _form(
     form = aiohttp.FormData()
     for field_name, content, name, content_type in files:
         form.add_field(field_name, content, filename=name, content_type=content_type)
-    if metadata is not None:
-        form.add_field(metadata[0], json.dumps(metadata[1]), content_type="application/json")
+    if metadata is not None:  # a str is sent as it is, anything else as JSON
+        text = metadata[1] if isinstance(metadata[1], str) else json.dumps(metadata[1])
+        form.add_field(metadata[0], text, content_type="application/json")
     return form
 
 
@@ -648,13 +650,17 @@ async def test_a_wrong_content_digest_is_400_and_leaves_nothing(
         ({"timeToLive": -5}, "file"),
         ({"customProperties": {"big": "x" * 2000}}, "file"),  # a reference is at most 1 KiB
         ({}, "upload"),  # a part the API does not read
+        ({"timeToLive": 300_000_000_000_000}, "file"),  # beyond a date's range
+        ({"expiresAt": "9999-12-31T23:30:00-01:00"}, "file"),  # so is this, in UTC
+        ("[" * 20_000, "file"),  # nested beyond Python's stack
+        ({"contentType": "text/plain\u0001"}, "file"),  # it would be a header of every read
     ],
 )
 async def test_invalid_metadata_or_parts_are_400_and_leave_nothing(
     client: aiohttp.ClientSession,
     gateway: processes.Gateway,
     backend: Backend,
-    metadata: dict[str, Any],
+    metadata: dict[str, Any] | str,
     part: str,
 ) -> None:
     form = _form([(part, _content(SIZE, seed=15), "x.bin", "text/plain")], ("metadata", metadata))
@@ -722,3 +728,100 @@ async def test_an_offloaded_variables_document_is_not_deleted_through_the_api(
         assert (response.status, answer["type"]) == (409, "DocumentInUseException")
     async with client.get(url) as response:
         assert (response.status, await response.read()) == (200, content)
+
+
+async def test_odd_ids_and_hashes_are_404_and_odd_methods_405(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"named")
+    for path in (
+        f"/documents/{made['documentId']}?contentHash=%C3%A9",
+        f"/documents/{made['documentId']}?contentHash=%FF",
+        f"/documents/{made['documentId'].upper()}?contentHash={made['contentHash']}",
+        f"/documents/x?contentHash={made['contentHash']}",
+    ):
+        async with client.get(gateway.base_url + path) as response:
+            answer = json.loads(await response.read())
+            assert (response.status, answer["type"]) == (404, "DocumentNotFoundException"), path
+    for method, path, allowed in (
+        ("PUT", "/documents", "POST"),
+        ("DELETE", "/documents", "POST"),
+        ("PUT", f"/documents/{made['documentId']}/links", "POST"),
+        ("PATCH", f"/documents/{made['documentId']}", "DELETE, GET, HEAD"),
+    ):
+        async with client.request(method, gateway.base_url + path) as response:
+            answer = json.loads(await response.read())
+            assert (response.status, answer["type"]) == (405, "MethodNotAllowedException")
+            assert response.headers["Allow"] == allowed, (method, path)
+
+
+async def test_a_post_from_another_sites_page_is_refused(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    form = _form([("file", b"forced", "f.txt", "text/plain")])
+    refused = await _refused_leaving_nothing(
+        client,
+        backend,
+        f"{gateway.base_url}/documents",
+        form,
+        {"Origin": "https://elsewhere.example"},
+    )
+    assert refused == (403, "CrossOriginRequestException")
+    form = _form([("file", b"own", "f.txt", "text/plain")])
+    headers = {"Origin": gateway.base_url}  # the gateway's own pages may
+    async with client.post(f"{gateway.base_url}/documents", data=form, headers=headers) as got:
+        assert got.status == 201
+
+
+async def test_two_creates_of_one_document_id_at_once_store_one(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    chosen = "7d5c2a1e-3b4f-4e6d-9a8b-1c2d3e4f5a6b"
+
+    async def create(body: bytes) -> int:
+        status, _ = await _upload(client, gateway, body, document_id=chosen)
+        return status
+
+    statuses = await asyncio.gather(create(_content(SIZE, 21)), create(_content(SIZE, 22)))
+    assert sorted(statuses) == [201, 409]
+
+
+async def test_a_link_request_of_any_size_or_shape(
+    client: aiohttp.ClientSession, gateway: processes.Gateway
+) -> None:
+    _, made = await _created(client, gateway, b"linked")
+    url = _document_url(gateway, made).replace("?", "/links?")
+
+    async def pieces() -> AsyncIterator[bytes]:  # chunked, in two pieces
+        yield b'{"timeToLive":'
+        yield b" 60000}"
+
+    async with client.post(url, data=pieces()) as response:
+        assert response.status == 201
+        expires = int(json.loads(await response.read())["url"].split("expires=")[1][:10])
+        assert 55 <= expires - time.time() <= 61
+    async with client.post(url, json={"timeToLive": 10**400}) as response:
+        assert response.status == 201  # cut to --document-link-max-seconds
+    async with client.post(url, data=b"[" * 20_000) as response:
+        assert response.status == 400
+
+
+async def test_the_same_bytes_uploaded_again_make_their_content_new_again(
+    client: aiohttp.ClientSession, gateway: processes.Gateway, backend: Backend
+) -> None:
+    """So that a sweep running meanwhile keeps it for the new document (store.commit)."""
+    content = _content(SIZE, seed=23)
+    _, made = await _created(client, gateway, content)
+    key = f"{backend.prefix}content/{made['contentHash']}"
+    before = backend.modified(key)
+    if backend.root is not None:  # on the disk, as if written long ago
+        old = time.time() - 7 * 86400
+        os.utime(backend.root / key, (old, old))
+        before = backend.modified(key)
+    else:  # S3 keeps whole seconds: the next one must have begun
+        deadline = time.monotonic() + 5
+        while time.time() < before.timestamp() + 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    await _created(client, gateway, content)
+    assert backend.modified(key) > before

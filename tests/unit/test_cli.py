@@ -170,6 +170,12 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         ["--document-store", "ftp://host/dir", "--document-key-file", "k"],
         ["--document-store-endpoint", "http://127.0.0.1:8333"],  # no store
         ["--offload-above-bytes", "-1"],
+        ["--documents-path", "documents"],  # not a path
+        ["--documents-path", "/engine-rest/documents"],  # the engine's
+        ["--documents-path", "/operaton/documents"],  # a webapp's
+        ["--document-link-max-seconds", "0"],
+        ["--document-link-max-seconds", str(10 * 365 * 86400 + 1)],  # over ten years
+        ["--document-links", "elsewhere"],
     ],
 )
 def test_a_document_store_configured_wrong_is_refused_at_start(argv: list[str]) -> None:
@@ -186,3 +192,11 @@ def test_a_document_store_needs_a_readable_key_file_with_a_key(tmp_path: Path) -
     keys.write_text("a" * 64 + "\n")
     config = parse_config(argv, {})
     assert config.document_location == store.Location("s3://bucket/prefix")
+
+
+def test_store_links_live_at_most_seven_days(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--document-store", "s3://b", "--document-key-file", "k"]
+    argv += ["--document-links", "store", "--document-link-max-seconds", str(7 * 86400 + 1)]
+    with pytest.raises(SystemExit):
+        parse_config(argv, {})
+    assert "S3 presigns for at most 7 days" in capsys.readouterr().err
