@@ -137,6 +137,8 @@ async def test_an_upload_answers_camunda_8s_reference_and_reads_back_named(
             'attachment; filename="report.pdf"'
         )
         assert response.headers["ETag"] == f'"{content_hash}"'
+        # A document may be deleted or expire at any moment: no cache in between keeps it.
+        assert response.headers["Cache-Control"] == "private, no-store"
 
 
 async def test_a_range_and_head_read_the_document_as_any_download(
