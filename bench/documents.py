@@ -93,11 +93,15 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def curl(*args: str, output: str = "/dev/null") -> tuple[int, float]:
-    """curl's HTTP status and the wall time of the transfer."""
+def curl(
+    *args: str, output: str = "/dev/null", user: str | None = "demo:demo"
+) -> tuple[int, float]:
+    """curl's HTTP status and the wall time of the transfer; `user`: its credentials, or
+    none at all."""
     started = time.monotonic()
+    credentials = ["-u", user] if user is not None else []
     done = subprocess.run(
-        ["curl", "-s", "-o", output, "-w", "%{http_code}", "-u", "demo:demo", *args],
+        ["curl", "-s", "-o", output, "-w", "%{http_code}", *credentials, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -206,7 +210,7 @@ def five_ways(running: Stack, store: str, source: Path, rounds: int) -> list[Rou
     return found
 
 
-def _signed(seaweed: processes.SeaweedFS, *args: str) -> Transfer:
+def seaweed_curl(seaweed: processes.SeaweedFS, *args: str) -> Transfer:
     def transfer() -> tuple[int, float]:
         started = time.monotonic()
         done = subprocess.run(
@@ -224,8 +228,8 @@ def _seaweed_direct(seaweed: processes.SeaweedFS, source: Path, rounds: int) -> 
     found = []
     for index in range(rounds):
         url = f"{seaweed.url}/documents/direct-{index}"
-        up = timed(None, _signed(seaweed, "-T", str(source), url))
-        found.append(Round("SeaweedFS direct (curl)", up, timed(None, _signed(seaweed, url))))
+        up = timed(None, seaweed_curl(seaweed, "-T", str(source), url))
+        found.append(Round("SeaweedFS direct (curl)", up, timed(None, seaweed_curl(seaweed, url))))
     return found
 
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -41,9 +40,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import proc
 from bench.compare import machine
-from bench.documents import MB, Stack, curl, source_file, stack
+from bench.documents import MB, Stack, Transfer, curl, seaweed_curl, source_file, stack, timed
 from tests import processes
 from tests.integration import engine_api
 
@@ -52,25 +50,6 @@ GIB = 1 << 30
 STORES = ("file", "s3")
 SMALL_BYTES = 10_000
 SMALL_READS = 300
-
-
-Transfer = Callable[[], tuple[int, float]]
-
-
-def _timed(pid: int | None, transfer: Transfer) -> dict[str, Any]:
-    """One transfer: its status and seconds, and what the gateway `pid` spent on it."""
-    if pid is None:
-        status, seconds = transfer()
-        return {"status": status, "seconds": seconds}
-    before = proc.cpu_seconds([pid])
-    proc.reset_peak(pid)
-    status, seconds = transfer()
-    return {
-        "status": status,
-        "seconds": seconds,
-        "cpu_seconds": proc.cpu_seconds([pid]) - before,
-        "peak_rss_mib": proc.kib(pid, "VmHWM") / 1024,
-    }
 
 
 def _created(answer: Path) -> dict[str, Any]:
@@ -87,16 +66,6 @@ def _link(base: str, made: dict[str, Any], work: Path) -> str:
     url: str = json.loads(answer.read_text())["url"]
     answer.unlink()
     return url
-
-
-def _anonymous(url: str) -> tuple[int, float]:
-    """curl without the credentials `curl` sends."""
-    started = time.monotonic()
-    done = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return int(done.stdout or 0), time.monotonic() - started
 
 
 def _store_links_gateway(running: Stack, stacked: ExitStack) -> processes.Gateway:
@@ -121,8 +90,10 @@ def transfers(running: Stack, store: str, source: Path, rounds: int) -> list[dic
     found: list[dict[str, Any]] = []
 
     def measured(path: str, direction: str, transfer: Transfer, by: int | None = pid) -> None:
-        found.append({"store": store, "path": path, "direction": direction,
-                      **_timed(by, transfer)})  # fmt: skip
+        row = dataclasses.asdict(timed(by, transfer))
+        if by is None:  # not through the gateway: nothing of it is the gateway's
+            del row["cpu_seconds"], row["peak_rss_mib"]
+        found.append({"store": store, "path": path, "direction": direction, **row})
 
     instance_id, _ = engine_api.start_instance(running.engine.base_url)
     answer = running.work / "made.json"
@@ -134,7 +105,9 @@ def transfers(running: Stack, store: str, source: Path, rounds: int) -> list[dic
             made = _created(answer)
             read = f"{base}/documents/{made['documentId']}?contentHash={made['contentHash']}"
             measured("the caller's read", "down", partial(curl, read))
-            measured("a gateway link", "down", partial(_anonymous, _link(base, made, running.work)))
+            measured(
+                "a gateway link", "down", partial(curl, _link(base, made, running.work), user=None)
+            )
             variable = (
                 f"{base}/engine-rest/process-instance/{instance_id}/variables/v{index}/data"
                 "?filename=large.bin"
@@ -147,28 +120,15 @@ def transfers(running: Stack, store: str, source: Path, rounds: int) -> list[dic
             measured("the variable's download", "down", partial(curl, variable))
             if presigning is not None and running.seaweed is not None:
                 presigned = _link(presigning.base_url, made, running.work)
-                measured("the store's presigned URL", "down", partial(_anonymous, presigned))
+                measured("the store's presigned URL", "down", partial(curl, presigned, user=None))
                 direct = f"{running.seaweed.url}/documents/content/{made['contentHash']}"
                 measured(
                     "SeaweedFS direct (curl, SigV4)",
                     "down",
-                    partial(_signed, running, direct),
+                    seaweed_curl(running.seaweed, direct),
                     None,
                 )
     return found
-
-
-def _signed(running: Stack, url: str) -> tuple[int, float]:
-    assert running.seaweed is not None
-    seaweed = running.seaweed
-    started = time.monotonic()
-    done = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-         "--aws-sigv4", f"aws:amz:{processes.S3_REGION}:s3",
-         "--user", f"{seaweed.access_key}:{seaweed.secret_key}", url],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return int(done.stdout or 0), time.monotonic() - started
 
 
 async def _latencies(url: str, headers: dict[str, str], count: int) -> list[float]:

@@ -149,11 +149,14 @@ class Callers:
 
 
 def _same_origin(request: web.Request) -> bool:
-    """No `Origin` (not a browser's cross-site request), or the origin the caller reached
-    the gateway at (a proxy in front says so in X-Forwarded-*)."""
+    """No `Origin` (not a browser's cross-site request), or the gateway's own."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
+    return origin is None or origin == public_origin(request)
+
+
+def public_origin(request: web.Request) -> str:
+    """Where the caller reached the gateway: a proxy in front says so in X-Forwarded-*. It
+    is only compared with what the same caller sent, or answered back to it."""
     scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
     host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-    return origin == f"{scheme}://{host}"
+    return f"{scheme}://{host}"

@@ -164,7 +164,7 @@ async def sweep(
             name = stored.key.rsplit("/", 1)[1]
             if kind == "content" and (name in report.marked_content or name in named_by_records):
                 continue
-            if old(stored) and await _still_old(objects, stored, kind, now, grace_seconds):
+            if old(stored) and (kind != "content" or await _still_old(objects, stored)):
                 await _delete(objects, stored.key, kind, report, dry_run)
     for leftover in objects.leftovers(older_than_seconds=grace_seconds):
         report.deleted["staging"].append(str(leftover))
@@ -172,15 +172,12 @@ async def sweep(
             leftover.unlink(missing_ok=True)
 
 
-async def _still_old(
-    objects: store.Store, stored: store.Stored, kind: str, now: datetime, grace_seconds: float
-) -> bool:
+async def _still_old(objects: store.Store, stored: store.Stored) -> bool:
     """Content is asked again just before it goes: an upload of the same bytes since the
-    listing made it new (store.commit), for a document the listing did not see."""
-    if kind != "content":
-        return True
+    listing made it new (store.commit), for a document the listing did not see: it stays
+    unless it is as the listing found it."""
     modified = await objects.modified(stored.key)
-    return modified is not None and (now - modified).total_seconds() >= grace_seconds
+    return modified is not None and modified <= stored.last_modified
 
 
 async def _kept(

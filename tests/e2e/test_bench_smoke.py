@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import report
 from tests import processes
@@ -37,14 +38,7 @@ def test_the_benchmark_runs_every_case_and_reports_them(tmp_path: Path) -> None:
 
 def test_the_documents_benchmark_runs_every_path_and_reports_them() -> None:
     """bench/documents.py in miniature: every store, every way, the memory cases."""
-    done = subprocess.run(
-        [sys.executable, "bench/documents.py", "--smoke"],
-        cwd=processes.ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result = json.loads(done.stdout)
+    result = _smoke_result("bench/documents.py")
     assert {case["store"] for case in result["engine_cases"]} == {"none", "file", "s3"}
     stored = [case for case in result["engine_cases"] if case["store"] != "none"]
     assert all(case["identical"] for case in stored)
@@ -60,14 +54,7 @@ def test_the_documents_benchmark_runs_every_path_and_reports_them() -> None:
 
 def test_the_documents_api_benchmark_runs_every_path() -> None:
     """bench/documentsapi.py in miniature: each store, each way, the small reads."""
-    done = subprocess.run(
-        [sys.executable, "bench/documentsapi.py", "--smoke"],
-        cwd=processes.ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result = json.loads(done.stdout)
+    result = _smoke_result("bench/documentsapi.py")
     paths = {(row["store"], row["path"]) for row in result["transfers"]}
     assert {path for store, path in paths if store == "file"} == {
         "POST /documents",
@@ -82,3 +69,15 @@ def test_the_documents_api_benchmark_runs_every_path() -> None:
     }
     assert all(row["statuses"] in ([200], [201], [204]) for row in result["transfers"])
     assert len(result["small_reads"]) == 6
+
+
+def _smoke_result(script: str) -> Any:
+    """What a benchmark prints (JSON) when run with --smoke."""
+    done = subprocess.run(
+        [sys.executable, script, "--smoke"],
+        cwd=processes.ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout)

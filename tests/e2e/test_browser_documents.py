@@ -15,7 +15,7 @@ import pytest
 from tests import processes
 from tests.e2e.browser import Chromium, page
 from tests.integration import engine_api
-from tests.integration.documents import key_file, new_key
+from tests.integration.documents import store_gateway
 
 NAME = "Bericht März 2026.pdf"
 # A one-page PDF: what a browser's viewer opens.
@@ -33,9 +33,7 @@ def documents_gateway(
     engine_process: processes.Running, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[processes.Gateway]:
     work = tmp_path_factory.mktemp("browser-documents")
-    args = ("--document-store", f"file://{work / 'store'}")
-    keys = ("--document-key-file", str(key_file(work, new_key())))
-    with processes.gateway(work, engine_process.base_url, *args, *keys) as started:
+    with store_gateway(work, engine_process.base_url) as started:
         yield started
 
 

@@ -4,8 +4,10 @@ whether anything was left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,21 @@ def key_file(directory: Path, *keys: str) -> Path:
 
 def new_key() -> str:
     return secrets.token_hex(32)
+
+
+@contextlib.contextmanager
+def store_gateway(
+    work: Path, engine_url: str, *args: str, backend: Backend | None = None, key: str = ""
+) -> Iterator[processes.Gateway]:
+    """A gateway with a document store: `backend`'s, or a file store in `work`; its key file
+    in `work` (`key`, or a new one); `args` besides."""
+    store = backend.gateway_args if backend is not None else (
+        "--document-store", f"file://{work / 'store'}",
+    )  # fmt: skip
+    keys = ("--document-key-file", str(key_file(work, key or new_key())))
+    env = backend.s3.credentials if backend is not None and backend.s3 is not None else {}
+    with processes.gateway(work, engine_url, *store, *keys, *args, env=env) as started:
+        yield started
 
 
 @dataclass(frozen=True)

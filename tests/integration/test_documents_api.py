@@ -24,7 +24,7 @@ from gateway import reference
 from gateway.config import Config, ConfigError
 from tests import processes
 from tests.integration import engine_api, webapps
-from tests.integration.documents import Backend, key_file, new_key
+from tests.integration.documents import Backend, new_key, store_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -40,18 +40,15 @@ def gateway(
     clamd_process: processes.Clamd,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[processes.Gateway]:
-    work = tmp_path_factory.mktemp("gateway")
-    args = (*backend.gateway_args, "--document-key-file", str(key_file(work, KEY)))
-    env = backend.s3.credentials if backend.s3 is not None else {}
-    with processes.gateway(
-        work,
+    with store_gateway(
+        tmp_path_factory.mktemp("gateway"),
         engine_process.base_url,
-        *args,
         "--clamd",
         clamd_process.tcp_url,
         "--document-link-max-seconds",
         "600",
-        env=env,
+        backend=backend,
+        key=KEY,
     ) as started:
         yield started
 
@@ -552,15 +549,13 @@ def presigning_gateway(
     if backend.s3 is None:
         yield None
         return
-    work = tmp_path_factory.mktemp("presigning")
-    args = (*backend.gateway_args, "--document-key-file", str(key_file(work, KEY)))
-    with processes.gateway(
-        work,
+    with store_gateway(
+        tmp_path_factory.mktemp("presigning"),
         engine_process.base_url,
-        *args,
         "--document-links",
         "store",
-        env=backend.s3.credentials,
+        backend=backend,
+        key=KEY,
     ) as started:
         yield started
 

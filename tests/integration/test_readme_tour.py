@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests import processes
-from tests.integration.documents import key_file, new_key
+from tests.integration.documents import store_gateway
 
 README = processes.ROOT / "README.md"
 DOCUMENTS = processes.ROOT / "docs" / "documents.md"
@@ -80,9 +80,7 @@ def documents_gateway(
 ) -> Iterator[processes.Gateway]:
     """As `DOCUMENTS=file make run` starts it: a file store, files over 1 MiB offloaded."""
     work = tmp_path_factory.mktemp("documents-tour")
-    args = ("--document-store", f"file://{work / 'store'}")
-    keys = ("--document-key-file", str(key_file(work, new_key())))
-    with processes.gateway(work, engine_process.base_url, *args, *keys) as started:
+    with store_gateway(work, engine_process.base_url) as started:
         yield started
 
 
